@@ -7,10 +7,9 @@ namespace gemma {
 
 // Valid for |f| <= 4194303; exactly what ggml's nearest_int computes (no FMA, float add).
 inline int nearest_int(float fval) {
-    volatile float v = fval + 12582912.f;  // volatile: keep the float rounding step, never fold it away
-    float vv = v;
+    const float v = fval + 12582912.f;  // the float add does the rounding (no fast-math in this project)
     int32_t i;
-    std::memcpy(&i, &vv, sizeof(i));
+    std::memcpy(&i, &v, sizeof(i));
     return (i & 0x007fffff) - 0x00400000;
 }
 
