@@ -1,0 +1,135 @@
+// Run-time ISA selection (CPUID, GEMMA_ISA override) and routing of the public kernel API through per-ISA tables.
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "core/error.h"
+#include "kernels/kernels.h"
+#include "kernels/kernels_internal.h"
+
+namespace gemma::kernels {
+namespace {
+
+using detail::KernelTable;
+
+bool cpu_has_avx2() {
+    // F16C and FMA come with every AVX2 part we target, but the AVX2 TUs are compiled with all three flags,
+    // so all three must be present.
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+}
+
+struct Tables {
+    KernelTable ref;
+    KernelTable avx2;
+    Tables() {
+        detail::fill_ref_convert(ref);
+        detail::fill_ref_float(ref);
+        detail::fill_ref_legacy(ref);
+        detail::fill_ref_kquants(ref);
+        detail::fill_ref_iq(ref);
+        avx2 = ref;
+        // Only register AVX2 code on a CPU that can run it; the fill functions themselves execute no AVX2.
+        if (cpu_has_avx2()) {
+            detail::fill_avx2_convert(avx2);
+            detail::fill_avx2_float(avx2);
+            detail::fill_avx2_legacy(avx2);
+            detail::fill_avx2_kquants(avx2);
+            detail::fill_avx2_iq(avx2);
+        }
+    }
+};
+
+const Tables& tables() {
+    static const Tables t;
+    return t;
+}
+
+Isa initial_isa() {
+    const char* env = std::getenv("GEMMA_ISA");
+    if (env != nullptr && *env != '\0') {
+        const std::string v = env;
+        if (v == "ref") return Isa::Ref;
+        if (v == "avx2") {
+            if (!cpu_has_avx2()) throw_error("GEMMA_ISA=avx2: this CPU does not support AVX2+FMA+F16C");
+            return Isa::Avx2;
+        }
+        throw_error("GEMMA_ISA=" + v + ": unknown ISA (expected ref or avx2)");
+    }
+    return cpu_has_avx2() ? Isa::Avx2 : Isa::Ref;
+}
+
+std::atomic<int>& isa_state() {
+    static std::atomic<int> s{static_cast<int>(initial_isa())};
+    return s;
+}
+
+const KernelTable& table() {
+    return isa_state().load(std::memory_order_relaxed) == static_cast<int>(Isa::Avx2) ? tables().avx2 : tables().ref;
+}
+
+// Loop over vec_dot: the per-pair arithmetic is the single-row kernel's, so any row split gives the same bits.
+void gemm_by_vec_dot(detail::VecDotFn dot, int64_t n, const void* W, size_t w_row_bytes, int64_t r0, int64_t r1,
+                     const void* act, size_t act_row_bytes, int64_t n_tok, float* out, int64_t out_stride) {
+    const auto* wb = static_cast<const uint8_t*>(W);
+    const auto* ab = static_cast<const uint8_t*>(act);
+    for (int64_t t = 0; t < n_tok; ++t)
+        for (int64_t r = r0; r < r1; ++r)
+            dot(n, out + t * out_stride + r, wb + static_cast<size_t>(r) * w_row_bytes,
+                ab + static_cast<size_t>(t) * act_row_bytes);
+}
+
+[[noreturn]] void no_kernel(const char* what, TypeId wt) {
+    throw_error(std::string("kernels: no ") + what + " for weight type " + type_name(wt));
+}
+
+}  // namespace
+
+Isa active_isa() { return static_cast<Isa>(isa_state().load(std::memory_order_relaxed)); }
+
+bool isa_supported(Isa isa) { return isa == Isa::Ref || (isa == Isa::Avx2 && cpu_has_avx2()); }
+
+bool set_isa(Isa isa) {
+    if (!isa_supported(isa)) return false;
+    isa_state().store(static_cast<int>(isa), std::memory_order_relaxed);
+    return true;
+}
+
+const char* isa_name(Isa isa) {
+    switch (isa) {
+        case Isa::Ref: return "ref";
+        case Isa::Avx2: return "avx2";
+    }
+    return "?";
+}
+
+size_t act_row_size(TypeId wt, int64_t n) { return row_size(type_traits(wt).vec_dot_type, n); }
+
+void convert_act_row(TypeId wt, const float* x, void* dst, int64_t n) {
+    const TypeId at = type_traits(wt).vec_dot_type;
+    const detail::ConvertFn f = table().convert[detail::idx(at)];
+    if (f == nullptr) no_kernel("activation conversion", wt);
+    GEMMA_ASSERT(n % type_traits(at).block_size == 0);
+    f(x, dst, n);
+}
+
+void vec_dot(TypeId wt, int64_t n, float* s, const void* w, const void* a) {
+    const detail::VecDotFn f = table().vec_dot[detail::idx(wt)];
+    if (f == nullptr) no_kernel("vec_dot", wt);
+    f(n, s, w, a);
+}
+
+void gemm(TypeId wt, int64_t n, const void* W, size_t w_row_bytes, int64_t r0, int64_t r1, const void* act,
+          size_t act_row_bytes, int64_t n_tok, float* out, int64_t out_stride) {
+    const KernelTable& t = table();
+    if (r0 >= r1 || n_tok <= 0) return;
+    if (const detail::GemmFn g = t.gemm[detail::idx(wt)]) {
+        g(n, W, w_row_bytes, r0, r1, act, act_row_bytes, n_tok, out, out_stride);
+        return;
+    }
+    const detail::VecDotFn f = t.vec_dot[detail::idx(wt)];
+    if (f == nullptr) no_kernel("gemm", wt);
+    gemm_by_vec_dot(f, n, W, w_row_bytes, r0, r1, act, act_row_bytes, n_tok, out, out_stride);
+}
+
+}  // namespace gemma::kernels

@@ -1,0 +1,37 @@
+// Internal to the kernels layer: the per-ISA function tables that dispatch.cpp fills once and routes through.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include "quant/types.h"
+
+namespace gemma::kernels::detail {
+
+using ConvertFn = void (*)(const float* x, void* dst, int64_t n);
+using VecDotFn = void (*)(int64_t n, float* s, const void* w, const void* a);
+using GemmFn = void (*)(int64_t n, const void* W, size_t w_row_bytes, int64_t r0, int64_t r1, const void* act,
+                        size_t act_row_bytes, int64_t n_tok, float* out, int64_t out_stride);
+
+struct KernelTable {
+    ConvertFn convert[kTypeIdCount] = {};  // indexed by the activation type (Q8_0, Q8_1, Q8_K, F16, BF16, F32)
+    VecDotFn vec_dot[kTypeIdCount] = {};   // indexed by the weight type
+    GemmFn gemm[kTypeIdCount] = {};        // indexed by the weight type; null means "loop over vec_dot"
+};
+
+inline size_t idx(TypeId t) { return static_cast<size_t>(t); }
+
+// Each ISA fills only what it implements; dispatch starts every ISA's table from a copy of Ref's,
+// so a missing fast kernel silently falls back to the scalar one.
+void fill_ref_convert(KernelTable& t);
+void fill_ref_float(KernelTable& t);
+void fill_ref_legacy(KernelTable& t);
+void fill_ref_kquants(KernelTable& t);
+void fill_ref_iq(KernelTable& t);
+
+void fill_avx2_convert(KernelTable& t);
+void fill_avx2_float(KernelTable& t);
+void fill_avx2_legacy(KernelTable& t);
+void fill_avx2_kquants(KernelTable& t);
+void fill_avx2_iq(KernelTable& t);
+
+}  // namespace gemma::kernels::detail
