@@ -1,0 +1,78 @@
+// Weight binding: finds each tensor by its llama.cpp name and checks its shape and type.
+#include "model/weights.h"
+
+#include "core/error.h"
+#include "gguf/gguf.h"
+
+namespace gemma {
+namespace {
+
+std::string shape_str(int64_t a, int64_t b) {
+    return b < 0 ? "[" + std::to_string(a) + "]" : "[" + std::to_string(a) + ", " + std::to_string(b) + "]";
+}
+
+const GgufTensor& get(const GgufFile& f, const std::string& name, int64_t ne0, int64_t ne1) {
+    const GgufTensor* t = f.find_tensor(name);
+    const std::string expected = shape_str(ne0, ne1);
+    if (!t) throw_error(f.path() + ": missing tensor '" + name + "' (expected shape " + expected + ")");
+    const bool ok = t->ne[0] == ne0 && t->ne[1] == (ne1 < 0 ? 1 : ne1) && t->ne[2] == 1 && t->ne[3] == 1;
+    if (!ok)
+        throw_error(f.path() + ": tensor '" + name + "' has shape " + t->shape_string() + ", expected " + expected);
+    return *t;
+}
+
+ops::Matrix matrix(const GgufFile& f, const std::string& name, int64_t n_in, int64_t n_out) {
+    const GgufTensor& t = get(f, name, n_in, n_out);
+    const TypeTraits* tr = find_type_traits(static_cast<int32_t>(t.type));
+    // Q8_K and Q8_1 only ever hold activations; I32 and friends are not numbers we multiply with.
+    if (!tr || !tr->dequantize_row || t.type == TypeId::Q8_K || t.type == TypeId::Q8_1)
+        throw_error(f.path() + ": tensor '" + name + "' has type " + type_name(t.type) +
+                    ", which cannot be used as a weight matrix");
+    if (n_in % tr->block_size != 0)
+        throw_error(f.path() + ": tensor '" + name + "' row length " + std::to_string(n_in) +
+                    " is not a multiple of the " + tr->name + " block size " + std::to_string(tr->block_size));
+    ops::Matrix m;
+    m.type = t.type;
+    m.n_in = n_in;
+    m.n_out = n_out;
+    m.data = t.data;
+    m.row_bytes = row_size(t.type, n_in);
+    return m;
+}
+
+const float* norm(const GgufFile& f, const std::string& name, int64_t n, ModelWeights& w) {
+    const GgufTensor& t = get(f, name, n, -1);
+    if (t.type == TypeId::F32) return reinterpret_cast<const float*>(t.data);
+    const TypeTraits* tr = find_type_traits(static_cast<int32_t>(t.type));
+    if (!tr || !tr->dequantize_row || n % tr->block_size != 0)
+        throw_error(f.path() + ": tensor '" + name + "' has unsupported type " + type_name(t.type));
+    w.owned.emplace_back(static_cast<size_t>(n));
+    tr->dequantize_row(t.data, w.owned.back().data(), n);
+    return w.owned.back().data();
+}
+
+}  // namespace
+
+ModelWeights ModelWeights::bind(const GgufFile& f, const ModelConfig& c) {
+    ModelWeights w;
+    w.token_embd = matrix(f, "token_embd.weight", c.n_embd, c.n_vocab);
+    w.output = f.find_tensor("output.weight") ? matrix(f, "output.weight", c.n_embd, c.n_vocab) : w.token_embd;
+    w.output_norm = norm(f, "output_norm.weight", c.n_embd, w);
+    w.layers.resize(static_cast<size_t>(c.n_layer));
+    for (int64_t i = 0; i < c.n_layer; ++i) {
+        const std::string p = "blk." + std::to_string(i) + ".";
+        LayerWeights& l = w.layers[static_cast<size_t>(i)];
+        l.attn_norm = norm(f, p + "attn_norm.weight", c.n_embd, w);
+        l.attn_q = matrix(f, p + "attn_q.weight", c.n_embd, c.q_dim());
+        l.attn_k = matrix(f, p + "attn_k.weight", c.n_embd, c.kv_dim());
+        l.attn_v = matrix(f, p + "attn_v.weight", c.n_embd, c.kv_dim());
+        l.attn_output = matrix(f, p + "attn_output.weight", c.q_dim(), c.n_embd);
+        l.ffn_norm = norm(f, p + "ffn_norm.weight", c.n_embd, w);
+        l.ffn_gate = matrix(f, p + "ffn_gate.weight", c.n_embd, c.n_ff);
+        l.ffn_up = matrix(f, p + "ffn_up.weight", c.n_embd, c.n_ff);
+        l.ffn_down = matrix(f, p + "ffn_down.weight", c.n_ff, c.n_embd);
+    }
+    return w;
+}
+
+}  // namespace gemma
