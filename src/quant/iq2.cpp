@@ -115,8 +115,11 @@ Iq2Lattice build_iq2_lattice(const uint64_t* grid, int grid_size, int nwant) {
         lat.map[iq2_grid_key(grid[g])] = g;
     }
 
-    // dist[j] = (d2, j): sorting the pairs reproduces ggml's qsort, whose comparator is a total order.
-    std::vector<std::pair<int, int>> dist(static_cast<size_t>(grid_size));
+    // ggml qsorts (d2, j) pairs (a total order) and keeps the leading ones whose d2 is among the nwant
+    // smallest distinct values. d2 is a small integer, so walking the distinct values in increasing order
+    // and the indices in increasing order within each gives the same list without sorting.
+    constexpr int kMaxD2 = 8 * 6 * 6;  // coordinates are odd numbers in 1..7
+    std::vector<int> dist(static_cast<size_t>(grid_size));
     for (int key = 0; key < Iq2Lattice::kMapSize; ++key) {
         if (lat.map[static_cast<size_t>(key)] >= 0) continue;
         int8_t p[8];
@@ -136,23 +139,21 @@ Iq2Lattice build_iq2_lattice(const uint64_t* grid, int grid_size, int nwant) {
                 const int diff = lat.pos[static_cast<size_t>(j)][static_cast<size_t>(k)] - p[k];
                 d2 += diff * diff;
             }
-            dist[static_cast<size_t>(j)] = {d2, j};
+            dist[static_cast<size_t>(j)] = d2;
         }
-        std::sort(dist.begin(), dist.end());
+        bool present[kMaxD2 + 1] = {};
+        for (int d2 : dist) present[d2] = true;
         const size_t start = lat.neighbours.size();
         lat.map[static_cast<size_t>(key)] = -static_cast<int32_t>(start) - 1;
         lat.neighbours.push_back(0);
-        int d2 = dist[0].first, nhave = 1, count = 0;
-        for (const auto& [dj, j] : dist) {
-            if (dj > d2) {
-                if (nhave == nwant) break;
-                d2 = dj;
-                ++nhave;
-            }
-            lat.neighbours.push_back(static_cast<uint16_t>(j));
-            ++count;
+        int nhave = 0;
+        for (int d2 = 0; d2 <= kMaxD2 && nhave < nwant; ++d2) {
+            if (!present[d2]) continue;
+            ++nhave;
+            for (int j = 0; j < grid_size; ++j)
+                if (dist[static_cast<size_t>(j)] == d2) lat.neighbours.push_back(static_cast<uint16_t>(j));
         }
-        lat.neighbours[start] = static_cast<uint16_t>(count);
+        lat.neighbours[start] = static_cast<uint16_t>(lat.neighbours.size() - start - 1);
     }
     return lat;
 }
