@@ -1,0 +1,74 @@
+// The AVX2 gemm driver: walks [r0,r1) x tokens in R x T micro-tiles of a kernel's compile-time tile template.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <utility>
+
+namespace gemma::kernels::avx2 {
+namespace {
+
+// Local min/max rather than std:: templates, whose out-of-line copies could be shared with non-AVX2 code.
+constexpr int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+constexpr int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
+
+// A kernel K provides kMaxR, kMaxT and
+//   template <int R, int T> static void tile(int64_t n, const uint8_t* w, size_t wrb, const uint8_t* a,
+//                                            size_t arb, float* out, int64_t stride);
+// computing out[t*stride + r] for an R x T tile. Each (row, token) result must come from the same
+// arithmetic whatever R and T are (one accumulator per pair, same block order, same final reduction):
+// that is what makes gemm equal to vec_dot and independent of how rows are split between threads.
+using TileFn = void (*)(int64_t, const uint8_t*, size_t, const uint8_t*, size_t, float*, int64_t);
+
+template <typename K, int R, int T>
+void tile_entry(int64_t n, const uint8_t* w, size_t wrb, const uint8_t* a, size_t arb, float* out, int64_t stride) {
+    K::template tile<R, T>(n, w, wrb, a, arb, out, stride);
+}
+
+template <typename K, int R, int... Ts>
+constexpr void fill_tile_row(TileFn* row, std::integer_sequence<int, Ts...>) {
+    ((row[Ts] = &tile_entry<K, R, Ts + 1>), ...);
+}
+
+template <typename K, int... Rs>
+constexpr void fill_tiles(TileFn (*tab)[K::kMaxT], std::integer_sequence<int, Rs...>) {
+    (fill_tile_row<K, Rs + 1>(tab[Rs], std::make_integer_sequence<int, K::kMaxT>{}), ...);
+}
+
+template <typename K>
+struct TileTable {
+    TileFn fn[K::kMaxR][K::kMaxT] = {};
+    constexpr TileTable() { fill_tiles<K>(fn, std::make_integer_sequence<int, K::kMaxR>{}); }
+};
+
+// Weights of a row block stay in L2 while every token group streams past them (prompt processing);
+// for a single token this is just a pass over the rows.
+constexpr size_t kRowBlockBytes = 192 * 1024;
+
+template <typename K>
+void gemm_tiled(int64_t n, const void* W, size_t wrb, int64_t r0, int64_t r1, const void* act, size_t arb,
+                int64_t n_tok, float* out, int64_t stride) {
+    static constexpr TileTable<K> table{};
+    constexpr int64_t R = K::kMaxR, T = K::kMaxT;
+    const auto* wb = static_cast<const uint8_t*>(W);
+    const auto* ab = static_cast<const uint8_t*>(act);
+    const int64_t block_rows = max64(R, static_cast<int64_t>(kRowBlockBytes / (wrb > 0 ? wrb : 1)) / R * R);
+    for (int64_t rb0 = r0; rb0 < r1; rb0 += block_rows) {
+        const int64_t rb1 = min64(r1, rb0 + block_rows);
+        for (int64_t t0 = 0; t0 < n_tok; t0 += T) {
+            const int64_t nt = min64(T, n_tok - t0);
+            for (int64_t r = rb0; r < rb1; r += R) {
+                const int64_t nr = min64(R, rb1 - r);
+                table.fn[nr - 1][nt - 1](n, wb + static_cast<size_t>(r) * wrb, wrb, ab + static_cast<size_t>(t0) * arb,
+                                         arb, out + t0 * stride + r, stride);
+            }
+        }
+    }
+}
+
+template <typename K>
+void vec_dot_tiled(int64_t n, float* s, const void* w, const void* a) {
+    K::template tile<1, 1>(n, static_cast<const uint8_t*>(w), 0, static_cast<const uint8_t*>(a), 0, s, 0);
+}
+
+}  // namespace
+}  // namespace gemma::kernels::avx2
