@@ -13,21 +13,11 @@
 #include "quant/blocks.h"
 #include "quant/formats.h"
 #include "quant/iq2_tables.h"
+#include "quant/iq_tables.h"
 #include "quant/rounding.h"
 
 namespace gemma {
 namespace {
-
-// ksigns_iq2xs: 7 stored sign bits, the 8th implied so that the count of negatives is even.
-constexpr std::array<uint8_t, 128> kSigns = [] {
-    std::array<uint8_t, 128> a{};
-    for (int i = 0; i < 128; ++i) {
-        int bits = 0;
-        for (int b = 0; b < 7; ++b) bits += (i >> b) & 1;
-        a[static_cast<size_t>(i)] = static_cast<uint8_t>(i | ((bits & 1) << 7));
-    }
-    return a;
-}();
 
 inline const uint8_t* grid_bytes(const uint64_t* grid, int index) {
     return reinterpret_cast<const uint8_t*>(grid + index);
@@ -35,7 +25,7 @@ inline const uint8_t* grid_bytes(const uint64_t* grid, int index) {
 
 // Same expression shape as ggml: (db * grid byte) * (+-1).
 inline float signed_value(float db, uint8_t g, uint8_t signs, int j) {
-    return db * static_cast<float>(g) * ((signs >> j) & 1 ? -1.f : 1.f);
+    return db * static_cast<float>(g) * (signs & kmask_iq2xs[j] ? -1.f : 1.f);
 }
 
 }  // namespace
@@ -51,7 +41,7 @@ void dequantize_row_iq2_xxs(const void* src, float* y, int64_t n) {
             const float db = d * (0.5f + static_cast<float>(aux32[1] >> 28)) * 0.25f;
             for (int l = 0; l < 4; ++l) {
                 const uint8_t* g = grid_bytes(iq2xxs_grid, static_cast<int>((aux32[0] >> (8 * l)) & 0xFF));
-                const uint8_t signs = kSigns[(aux32[1] >> (7 * l)) & 127];
+                const uint8_t signs = ksigns_iq2xs[(aux32[1] >> (7 * l)) & 127];
                 for (int j = 0; j < 8; ++j) y[j] = signed_value(db, g[j], signs, j);
                 y += 8;
             }
@@ -70,7 +60,7 @@ void dequantize_row_iq2_xs(const void* src, float* y, int64_t n) {
             for (int l = 0; l < 4; ++l) {
                 const uint16_t q = x[i].qs[4 * ib32 + l];
                 const uint8_t* g = grid_bytes(iq2xs_grid, q & 511);
-                const uint8_t signs = kSigns[q >> 9];
+                const uint8_t signs = ksigns_iq2xs[q >> 9];
                 for (int j = 0; j < 8; ++j) y[j] = signed_value(db[l / 2], g[j], signs, j);
                 y += 8;
             }
