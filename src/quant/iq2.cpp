@@ -19,6 +19,7 @@
 namespace gemma {
 namespace {
 
+// Byte k of a grid entry is element k, as ggml reads it (little-endian hosts, like every target we build).
 inline const uint8_t* grid_bytes(const uint64_t* grid, int index) {
     return reinterpret_cast<const uint8_t*>(grid + index);
 }
