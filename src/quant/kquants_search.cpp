@@ -215,9 +215,9 @@ float make_qkx3_quants(int n, int nmax, const float* x, const float* weights, ui
                        uint8_t* Laux, float rmin, float rdelta, int nstep, bool use_mad) {
     if (weights) return qkx_search(n, nmax, x, weights, L, the_min, Laux, rmin, rdelta, nstep, use_mad, true);
     float w2[256];
-    const int m = std::min(n, 256);
-    for (int i = 0; i < m; ++i) w2[i] = x[i] * x[i];
-    return qkx_search(m, nmax, x, w2, L, the_min, Laux, rmin, rdelta, nstep, use_mad, true);
+    GEMMA_ASSERT(n <= 256);  // callers use 16- or 32-element groups
+    for (int i = 0; i < n; ++i) w2[i] = x[i] * x[i];
+    return qkx_search(n, nmax, x, w2, L, the_min, Laux, rmin, rdelta, nstep, use_mad, true);
 }
 
 float make_qp_quants(int n, int nmax, const float* x, uint8_t* L, const float* quant_weights) {
