@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The test command: set up, build, run the whole suite, the sanitizer suite on the input-handling tests, and the fuzzer.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+if [ ! -d ../shared/golden ] && [ -z "${GEMMA_GOLDEN_DIR:-}" ]; then
+  echo "FATAL: golden data not found at ../shared/golden (set GEMMA_GOLDEN_DIR)" >&2; exit 1
+fi
+jobs=$(nproc)
+echo "== release build"; scripts/build.sh release
+echo "== test suite"
+(cd build && ctest --output-on-failure -j "$jobs" --timeout 900)
+echo "== ASan+UBSan build: input-handling tests"
+scripts/build.sh asan
+ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+  build-asan/gemma_tests --gtest_brief=1 \
+  --gtest_filter='Gguf*:*Malformed*:*BadInput*:*Imatrix*:*Tokenizer*:*Vocab*:*Chat*:*Convert*:*Sampler*:*Quant*:-*Golden*'
+echo "== fuzzing the GGUF parser (${GEMMA_FUZZ_SECONDS:-60} s)"
+scripts/build.sh fuzz
+mkdir -p build-fuzz/corpus
+cp ../shared/golden/tiny-7b/tiny-7b-imatrix.gguf build-fuzz/corpus/ 2>/dev/null || true
+head -c 65536 ../shared/golden/tiny-7b/q/tiny-7b-Q4_0.gguf > build-fuzz/corpus/q4_0-head.gguf 2>/dev/null || true
+build-fuzz/fuzz_gguf -max_total_time="${GEMMA_FUZZ_SECONDS:-60}" -max_len=65536 -rss_limit_mb=2048 build-fuzz/corpus 2>&1 | tail -n 3
+echo "== all tests passed"
