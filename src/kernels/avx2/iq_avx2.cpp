@@ -36,19 +36,36 @@ struct IQ4XS {
     static constexpr int kOffsetShift = 0;
     struct Super {
         float d, dmin = 0.0f;
-        __m256i offset_scales{}, mins16{};
-        const Block* x;
-        explicit Super(const Block* b) : x(b) { d = fp16_to_f32(b->d); }
+        __m256i offset_scales{}, mins16{}, sc;
+        const uint8_t* qs;
+        explicit Super(const Block* b) : qs(b->qs) {
+            d = fp16_to_f32(b->d);
+            // All 8 six-bit scales at once: low nibbles of scales_l interleaved with high nibbles, plus 2 bits
+            // each of scales_h, minus 32.
+            const uint32_t sl = load_u32(b->scales_l);
+            const __m128i l4 = _mm_unpacklo_epi8(_mm_cvtsi32_si128(static_cast<int>(sl & 0x0F0F0F0Fu)),
+                                                 _mm_cvtsi32_si128(static_cast<int>((sl >> 4) & 0x0F0F0F0Fu)));
+            const __m256i h2 = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(b->scales_h),
+                                                                  _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14)),
+                                                _mm256_set1_epi32(3));
+            const __m256i ls = _mm256_sub_epi32(_mm256_or_si256(_mm256_cvtepu8_epi32(l4), _mm256_slli_epi32(h2, 4)),
+                                                _mm256_set1_epi32(32));
+            const __m128i ls16 = _mm_packs_epi32(_mm256_castsi256_si128(ls), _mm256_extracti128_si256(ls, 1));
+            sc = _mm256_broadcastsi128_si256(ls16);
+        }
         template <typename Fn>
         void chunks(Fn&& fn) const {
             const __m256i table = _mm256_broadcastsi128_si256(loadu128(kvalues_iq4nl));
-            uint32_t sh = x->scales_h;
-#pragma GCC unroll 8
-            for (int ib = 0; ib < 8; ++ib) {
-                const int ls = ((x->scales_l[ib / 2] >> (4 * (ib % 2))) & 0xF) | static_cast<int>((sh & 3) << 4);
-                sh >>= 2;
-                const __m256i v = _mm256_shuffle_epi8(table, nibbles_to_bytes(x->qs + 16 * ib));
-                fn(ib, _mm256_abs_epi8(v), v, splat16(ls - 32));
+            const __m256i m4 = _mm256_set1_epi8(0x0F);
+#pragma GCC unroll 4
+            for (int p = 0; p < 4; ++p) {
+                // 32 bytes hold two sub-blocks; each sub-block's low nibbles are its first 16 values.
+                const __m256i v = loadu256(qs + 32 * p);
+                const __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+                const __m256i v0 = _mm256_shuffle_epi8(table, _mm256_permute2x128_si256(lo, hi, 0x20));
+                const __m256i v1 = _mm256_shuffle_epi8(table, _mm256_permute2x128_si256(lo, hi, 0x31));
+                fn(2 * p, _mm256_abs_epi8(v0), v0, lane16_splat(sc, 2 * p));
+                fn(2 * p + 1, _mm256_abs_epi8(v1), v1, lane16_splat(sc, 2 * p + 1));
             }
         }
     };

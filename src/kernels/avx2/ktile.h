@@ -33,11 +33,11 @@ inline __m256i scales16_even_odd(__m128i s8) {
 // 8 unsigned 8-bit scales (sub-blocks of 32) -> int16, the same 8 in both halves.
 inline __m256i scales8_both(__m128i s8) { return _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(s8)); }
 
-template <typename F>
+template <typename F, int KR = 1, int KT = 4>
 struct SuperKernel {
     using Block = typename F::Block;
-    static constexpr int kMaxR = 2;
-    static constexpr int kMaxT = 4;
+    static constexpr int kMaxR = KR;
+    static constexpr int kMaxT = KT;
 
     template <int R, int T>
     static void tile(int64_t n, const uint8_t* w, size_t wrb, const uint8_t* a, size_t arb, float* out,
