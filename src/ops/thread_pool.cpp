@@ -1,9 +1,11 @@
-// Thread pool implementation: generation counter + spin-then-sleep wait, chunk counter, completion count.
+// Thread pool implementation: generation-tagged chunk counter, spin-then-sleep idle wait.
 #include "ops/thread_pool.h"
 
 #include <sched.h>
 
 #include <chrono>
+
+#include "core/error.h"
 
 namespace gemma::ops {
 namespace {
@@ -15,8 +17,11 @@ inline void cpu_relax() {
 }
 
 // How long an idle worker keeps spinning before it sleeps. Decode issues a parallel_for every few
-// tens of microseconds, so a worker that sleeps between them would pay a futex wake-up each time.
+// tens of microseconds, so a worker that slept between them would pay a futex wake-up each time.
 constexpr auto kSpinBudget = std::chrono::microseconds(2000);
+
+inline uint64_t gen_of(uint64_t s) { return s >> 32; }
+inline int64_t chunk_of(uint64_t s) { return static_cast<int64_t>(s & 0xFFFFFFFFu); }
 
 }  // namespace
 
@@ -38,54 +43,64 @@ ThreadPool::ThreadPool(int n_threads) {
 
 ThreadPool::~ThreadPool() {
     stop_.store(true, std::memory_order_seq_cst);
-    generation_.fetch_add(1, std::memory_order_seq_cst);
-    {
-        std::lock_guard<std::mutex> lock(mutex_);
-    }
+    // A new generation with no chunks wakes everyone; they see stop_ and leave.
+    state_.store((gen_of(state_.load()) + 1) << 32, std::memory_order_seq_cst);
+    { std::lock_guard<std::mutex> lock(mutex_); }
     cv_.notify_all();
     for (auto& w : workers_) w.join();
 }
 
-void ThreadPool::work(int thread) {
-    const int64_t n = n_chunks_;
+void ThreadPool::work(uint64_t gen, int thread, bool is_caller) {
+    Slot& slot = slots_[gen & 1];
+    uint64_t s = state_.load(std::memory_order_acquire);
     for (;;) {
-        if (failed_.load(std::memory_order_relaxed)) break;
-        const int64_t c = next_chunk_.fetch_add(1, std::memory_order_relaxed);
-        if (c >= n) break;
-        try {
-            call_(ctx_, c, thread);
-        } catch (...) {
-            if (!failed_.exchange(true)) error_ = std::current_exception();
+        if (gen_of(s) != gen) return;
+        const int64_t n = slot.n_chunks.load(std::memory_order_relaxed);
+        const int64_t c = chunk_of(s);
+        if (c >= n) return;
+        // The caller owns the current generation, so a plain increment is safe for it.
+        if (is_caller) {
+            s = state_.fetch_add(1, std::memory_order_acq_rel);
+            if (chunk_of(s) >= n) return;
+        } else if (!state_.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel, std::memory_order_acquire)) {
+            continue;
         }
+        if (!slot.failed.load(std::memory_order_relaxed)) {
+            try {
+                slot.call.load(std::memory_order_relaxed)(slot.ctx.load(std::memory_order_relaxed), chunk_of(s), thread);
+            } catch (...) {
+                if (!slot.failed.exchange(true)) slot.error = std::current_exception();
+            }
+        }
+        slot.done.fetch_add(1, std::memory_order_acq_rel);
+        s = state_.load(std::memory_order_acquire);
     }
 }
 
 void ThreadPool::worker_main(int thread) {
     uint64_t seen = 0;
     for (;;) {
-        // Wait for a new generation: spin first, then sleep on the condition variable.
-        uint64_t g = generation_.load(std::memory_order_acquire);
-        if (g == seen) {
+        uint64_t s = state_.load(std::memory_order_acquire);
+        if (gen_of(s) == seen) {
             const auto start = std::chrono::steady_clock::now();
             for (int i = 0;; ++i) {
                 cpu_relax();
-                g = generation_.load(std::memory_order_acquire);
-                if (g != seen) break;
+                s = state_.load(std::memory_order_acquire);
+                if (gen_of(s) != seen) break;
                 if ((i & 255) == 255 && std::chrono::steady_clock::now() - start > kSpinBudget) break;
             }
         }
-        if (g == seen) {
-            // seq_cst pairs with run(): either run() sees us sleeping and notifies, or we see its bump.
+        if (gen_of(s) == seen) {
+            // seq_cst pairs with run(): either run() sees us sleeping and notifies, or we see its store.
             n_sleeping_.fetch_add(1, std::memory_order_seq_cst);
             std::unique_lock<std::mutex> lock(mutex_);
-            cv_.wait(lock, [&] { return generation_.load(std::memory_order_seq_cst) != seen; });
+            cv_.wait(lock, [&] { return gen_of(state_.load(std::memory_order_seq_cst)) != seen; });
             n_sleeping_.fetch_sub(1, std::memory_order_relaxed);
-            g = generation_.load(std::memory_order_acquire);
+            s = state_.load(std::memory_order_acquire);
         }
-        seen = g;
         if (stop_.load(std::memory_order_acquire)) return;
-        work(thread);
-        remaining_.fetch_sub(1, std::memory_order_acq_rel);
+        seen = gen_of(s);
+        work(seen, thread, false);
     }
 }
 
@@ -95,25 +110,27 @@ void ThreadPool::run(int64_t n_chunks, CallFn call, void* ctx) {
         for (int64_t c = 0; c < n_chunks; ++c) call(ctx, c, 0);
         return;
     }
-    call_ = call;
-    ctx_ = ctx;
-    n_chunks_ = n_chunks;
-    next_chunk_.store(0, std::memory_order_relaxed);
-    failed_.store(false, std::memory_order_relaxed);
-    error_ = nullptr;
-    remaining_.store(n_threads_ - 1, std::memory_order_relaxed);
-    generation_.fetch_add(1, std::memory_order_seq_cst);  // publishes the job
+    GEMMA_ASSERT(n_chunks < (int64_t{1} << 31));
+    const uint64_t gen = gen_of(state_.load(std::memory_order_relaxed)) + 1;
+    Slot& slot = slots_[gen & 1];
+    slot.call.store(call, std::memory_order_relaxed);
+    slot.ctx.store(ctx, std::memory_order_relaxed);
+    slot.n_chunks.store(n_chunks, std::memory_order_relaxed);
+    slot.done.store(0, std::memory_order_relaxed);
+    slot.failed.store(false, std::memory_order_relaxed);
+    slot.error = nullptr;
+    state_.store(gen << 32, std::memory_order_seq_cst);  // publishes the job
     if (n_sleeping_.load(std::memory_order_seq_cst) > 0) {
         { std::lock_guard<std::mutex> lock(mutex_); }
         cv_.notify_all();
     }
-    work(0);
-    // Every worker must have seen this job before the next one may be published.
-    for (int i = 0; remaining_.load(std::memory_order_acquire) != 0; ++i) {
+    work(gen, 0, true);
+    // Only chunks some thread claimed are outstanding; wait for those.
+    for (int i = 0; slot.done.load(std::memory_order_acquire) != n_chunks; ++i) {
         cpu_relax();
-        if (i > 100000) sched_yield();
+        if (i > 20000) sched_yield();
     }
-    if (failed_.load(std::memory_order_relaxed)) std::rethrow_exception(error_);
+    if (slot.failed.load(std::memory_order_relaxed)) std::rethrow_exception(slot.error);
 }
 
 }  // namespace gemma::ops

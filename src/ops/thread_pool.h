@@ -42,22 +42,32 @@ private:
     using CallFn = void (*)(void*, int64_t, int);
     void run(int64_t n_chunks, CallFn call, void* ctx);
     void worker_main(int thread);
-    void work(int thread);
+    // Claims and runs chunks of the job published as generation `gen` until none is left or the job
+    // was replaced.
+    void work(uint64_t gen, int thread, bool is_caller);
 
     int n_threads_ = 1;
     std::vector<std::thread> workers_;
 
-    // The current job; published by bumping generation_.
-    CallFn call_ = nullptr;
-    void* ctx_ = nullptr;
-    int64_t n_chunks_ = 0;
-    alignas(64) std::atomic<int64_t> next_chunk_{0};
-    alignas(64) std::atomic<uint64_t> generation_{0};
-    alignas(64) std::atomic<int> remaining_{0};   // workers that have not finished the current job
+    // Two job slots, used alternately by successive generations: a worker still holding a stale
+    // generation can only read the slot of a job that has not finished, so it never sees torn fields.
+    struct alignas(64) Slot {
+        // Atomics (relaxed) only because a stale worker may read them while they are rewritten; it
+        // then fails its claim and never uses what it read.
+        std::atomic<CallFn> call{nullptr};
+        std::atomic<void*> ctx{nullptr};
+        std::atomic<int64_t> n_chunks{0};
+        std::atomic<int64_t> done{0};   // chunks finished (run or skipped after an error)
+        std::atomic<bool> failed{false};
+        std::exception_ptr error;
+    };
+    Slot slots_[2];
+    // (generation << 32) | next chunk. Claiming a chunk is a CAS on the whole word, so a worker that
+    // read an old generation can never take a chunk of a newer job. Only the caller waits, and only
+    // for chunks that were actually claimed: a sleeping or descheduled idle worker never stalls it.
+    alignas(64) std::atomic<uint64_t> state_{0};
     alignas(64) std::atomic<int> n_sleeping_{0};
-    std::atomic<bool> failed_{false};
     std::atomic<bool> stop_{false};
-    std::exception_ptr error_;
     std::mutex mutex_;
     std::condition_variable cv_;
 };
