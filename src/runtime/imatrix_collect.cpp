@@ -1,0 +1,117 @@
+// Collects llama-imatrix's statistics through the forward pass's debug hook: the four distinct matmul
+// inputs of a Gemma block are summed once and shared by the weights that read them (q/k/v, gate/up).
+#include "runtime/imatrix_collect.h"
+
+#include <cstdlib>
+#include <string_view>
+
+#include "core/error.h"
+#include "model/context.h"
+#include "runtime/perplexity.h"
+
+namespace gemma {
+namespace {
+
+// The hook names of the matmul inputs and the weights each one feeds.
+struct InputSite {
+    const char* hook;
+    std::vector<const char*> weights;
+};
+const std::vector<InputSite>& input_sites() {
+    static const std::vector<InputSite> sites = {
+        {"attn_norm", {"attn_q", "attn_k", "attn_v"}},
+        {"kqv_out", {"attn_output"}},
+        {"ffn_norm", {"ffn_gate", "ffn_up"}},
+        {"ffn_geglu", {"ffn_down"}},
+    };
+    return sites;
+}
+
+struct Stat {
+    int64_t ne0 = 0;
+    std::vector<float> sums;
+    double count = 0;
+};
+
+// llama-imatrix ignores passes with fewer rows: they are single-token decodes, not calibration data.
+constexpr int64_t kMinRows = 16;
+
+}  // namespace
+
+ImatrixRun collect_imatrix(const Model& model, std::span<const int32_t> tokens, const ImatrixParams& p) {
+    const ModelConfig& cfg = model.config();
+    const ChunkPlan plan = plan_chunks(tokens.size(), p.ctx, p.chunks, cfg.n_ctx_train, static_cast<int>(kMinRows));
+    const Vocab vocab = Vocab::from_gguf(model.gguf());
+    const auto& sites = input_sites();
+    std::vector<Stat> stats(static_cast<size_t>(cfg.n_layer) * sites.size());
+
+    ContextParams cp;
+    cp.n_ctx = plan.ctx;
+    cp.n_batch = p.n_batch;
+    cp.n_threads = p.threads;
+    Context ctx(model, cp);
+    ctx.set_debug_hook([&](std::string_view name, const float* data, int64_t n_tok, int64_t row_len, int64_t stride) {
+        if (n_tok < kMinRows || name.substr(0, 4) != "blk.") return;
+        const size_t dot = name.find('.', 4);
+        if (dot == std::string_view::npos) return;
+        const long layer = std::strtol(std::string(name.substr(4, dot - 4)).c_str(), nullptr, 10);
+        if (layer < 0 || layer >= cfg.n_layer) return;
+        const std::string_view what = name.substr(dot + 1);
+        for (size_t s = 0; s < sites.size(); ++s) {
+            if (what != sites[s].hook) continue;
+            Stat& st = stats[static_cast<size_t>(layer) * sites.size() + s];
+            if (st.sums.empty()) {
+                st.ne0 = row_len;
+                st.sums.assign(static_cast<size_t>(row_len), 0.0f);
+            }
+            GEMMA_ASSERT(st.ne0 == row_len);
+            float* sum = st.sums.data();
+            for (int64_t r = 0; r < n_tok; ++r) {
+                const float* x = data + r * stride;
+                for (int64_t j = 0; j < row_len; ++j) sum[j] += x[j] * x[j];
+            }
+            st.count += static_cast<double>(n_tok);
+        }
+    });
+
+    ImatrixRun run;
+    run.n_chunks = plan.n_chunks;
+    const int first = plan.ctx / 2;
+    std::vector<int32_t> pos(static_cast<size_t>(plan.ctx)), rows;
+    for (int i = 0; i < plan.ctx; ++i) pos[static_cast<size_t>(i)] = i;
+    for (int i = first; i < plan.ctx - 1; ++i) rows.push_back(i);
+    std::vector<float> logits(rows.size() * static_cast<size_t>(cfg.n_vocab));
+    NllSum nll;
+    for (int c = 0; c < plan.n_chunks; ++c) {
+        const std::vector<int32_t> chunk = chunk_tokens(tokens, plan, c, vocab.bos(), vocab.add_bos());
+        ctx.kv_cache().clear();
+        ctx.forward(chunk, pos, rows, logits.data());
+        for (size_t i = 0; i < rows.size(); ++i)
+            nll.add(token_nll(logits.data() + i * static_cast<size_t>(cfg.n_vocab), cfg.n_vocab,
+                              chunk[static_cast<size_t>(rows[i]) + 1]));
+        run.ppl_running.push_back(nll.ppl());
+        if (p.on_chunk) p.on_chunk(c, plan.n_chunks, nll.ppl());
+    }
+    run.ppl = nll.ppl();
+
+    Imatrix& im = run.imatrix;
+    im.datasets = {p.dataset};
+    im.chunk_count = static_cast<uint32_t>(plan.n_chunks);
+    im.chunk_size = static_cast<uint32_t>(plan.ctx);
+    for (int64_t l = 0; l < cfg.n_layer; ++l)
+        for (size_t s = 0; s < sites.size(); ++s) {
+            const Stat& st = stats[static_cast<size_t>(l) * sites.size() + s];
+            if (st.sums.empty()) continue;
+            for (const char* w : sites[s].weights) {
+                ImatrixEntry e;
+                e.ne0 = st.ne0;
+                e.sums = st.sums;
+                e.counts = {static_cast<float>(st.count)};
+                im.entries["blk." + std::to_string(l) + "." + w + ".weight"] = std::move(e);
+            }
+        }
+    if (im.entries.empty()) throw_error("imatrix: no matmul saw 16 or more rows; nothing was collected");
+    return run;
+}
+
+}  // namespace gemma
