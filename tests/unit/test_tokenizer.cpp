@@ -1,7 +1,9 @@
 // Tokenizer unit tests: vocab validation, parse_special, byte fallback, broken UTF-8, streaming decode.
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <functional>
+#include <random>
 
 #include "core/error.h"
 #include "gguf/gguf.h"
@@ -137,6 +139,100 @@ TEST(Tokenizer, SpacePrefixWhenTheVocabAsks) {
     EXPECT_EQ(tok.encode("a", true), (Ids{1, 5}));
     EXPECT_EQ(tok.encode("a</s>a", false), (Ids{5, 2, 5}));
     EXPECT_EQ(tok.decode(tok.encode("a a")), "a a");
+}
+
+// The textbook O(n^2) BPE: merge the best-scoring adjacent pair (leftmost on ties) until none is a piece.
+Ids naive_bpe(const gemma::Vocab& v, const std::string& text) {
+    std::string s;
+    for (char c : text) s += c == ' ' ? std::string("\xE2\x96\x81") : std::string(1, c);
+    std::vector<std::string> syms;
+    for (size_t i = 0; i < s.size();) {
+        const size_t n = gemma::utf8_char_len(std::string_view(s).substr(i));
+        syms.push_back(s.substr(i, n));
+        i += n;
+    }
+    while (true) {
+        int best = -1;
+        float best_score = 0;
+        for (size_t i = 0; i + 1 < syms.size(); ++i) {
+            const TokenId id = v.find_piece(syms[i] + syms[i + 1]);
+            if (id != gemma::kNoToken && (best < 0 || v.score(id) > best_score)) {
+                best = static_cast<int>(i);
+                best_score = v.score(id);
+            }
+        }
+        if (best < 0) break;
+        syms[best] += syms[best + 1];
+        syms.erase(syms.begin() + best + 1);
+    }
+    Ids out;
+    for (const auto& p : syms) {
+        if (TokenId id = v.find_piece(p); id != gemma::kNoToken) out.push_back(id);
+        else for (unsigned char c : p) out.push_back(v.byte_token(c));
+    }
+    return out;
+}
+
+TEST(Tokenizer, PriorityQueueMatchesNaiveBpeOnRandomVocabularies) {
+    std::mt19937 rng(1234);
+    const std::vector<std::string> alpha = {"a", "b", "c", "\xE2\x96\x81"};
+    for (int trial = 0; trial < 20; ++trial) {
+        std::vector<std::string> texts = {"<unk>", "<s>", "</s>"};
+        std::vector<float> scores = {0, 0, 0};
+        std::vector<TokenType> types = {TokenType::Unknown, TokenType::Control, TokenType::Control};
+        for (int b = 0; b < 256; ++b) {
+            char hex[8];
+            std::snprintf(hex, sizeof hex, "<0x%02X>", b);
+            texts.push_back(hex);
+            scores.push_back(0);
+            types.push_back(TokenType::Byte);
+        }
+        // "c" is left out so byte fallback happens; few distinct scores so ties are common.
+        for (const char* one : {"a", "b", "\xE2\x96\x81"}) {
+            texts.push_back(one);
+            scores.push_back(-100);
+            types.push_back(TokenType::Normal);
+        }
+        for (int len = 2; len <= 4; ++len) {
+            std::vector<std::string> all = {""};
+            for (int k = 0; k < len; ++k) {
+                std::vector<std::string> next;
+                for (const auto& p : all)
+                    for (const auto& c : alpha) next.push_back(p + c);
+                all = next;
+            }
+            for (const auto& p : all) {
+                if (rng() % 10 >= 4) continue;
+                texts.push_back(p);
+                scores.push_back(-static_cast<float>(rng() % 3));
+                types.push_back(TokenType::Normal);
+            }
+        }
+        const auto tok = tiny(texts, scores, types);
+        for (int t = 0; t < 200; ++t) {
+            std::string text;
+            const int n = static_cast<int>(rng() % 40);
+            for (int k = 0; k < n; ++k) text += "abc "[rng() % 4];
+            ASSERT_EQ(tok.encode(text, false, false), naive_bpe(tok.vocab(), text)) << "trial " << trial << " text '" << text << "'";
+            ASSERT_EQ(tok.decode(tok.encode(text, false, false)), text);
+        }
+    }
+}
+
+TEST(Tokenizer, RandomBytesRoundTrip) {
+    const auto& tok = gemma_tok();
+    std::mt19937 rng(99);
+    const std::vector<std::string> bits = {"a", " ", "  ", "\n", "<", ">", "<start_of_turn>", "</s>", "<unk>", "\xC3",
+                                           "\xA9", "\xE6\x97\xA5", "\xF0\x9F", "\x80", "\xFF", "\t", "ab", "<b>"};
+    for (int t = 0; t < 2000; ++t) {
+        std::string text;
+        const int n = static_cast<int>(rng() % 24);
+        for (int k = 0; k < n; ++k) text += bits[rng() % bits.size()];
+        for (bool parse_special : {false, true}) {
+            const Ids ids = tok.encode(text, true, parse_special);
+            ASSERT_EQ(tok.decode(ids, true, true), text) << ::testing::PrintToString(text);
+        }
+    }
 }
 
 TEST(Tokenizer, MissingByteTokensFallBackToUnknown) {
