@@ -1,0 +1,270 @@
+// Ops layer: thread pool semantics, the exact f32 forms of norm/rope/gelu/softmax, matmul and attention vs naive code.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <stdexcept>
+#include <vector>
+
+#include "core/fp16.h"
+#include "ops/attention.h"
+#include "ops/matmul.h"
+#include "ops/ops.h"
+#include "ops/thread_pool.h"
+
+namespace gemma::ops {
+namespace {
+
+std::vector<float> randn(size_t n, uint32_t seed, float scale = 1.0f) {
+    std::mt19937 rng(seed);
+    std::normal_distribution<float> d(0.0f, scale);
+    std::vector<float> v(n);
+    for (auto& x : v) x = d(rng);
+    return v;
+}
+
+TEST(ThreadPool, EveryChunkExactlyOnce) {
+    for (int n_threads : {1, 2, 3}) {
+        ThreadPool pool(n_threads);
+        EXPECT_EQ(pool.size(), n_threads);
+        for (int64_t n : {0, 1, 2, 7, 64, 1000}) {
+            for (int rep = 0; rep < 50; ++rep) {
+                std::vector<std::atomic<int>> hits(static_cast<size_t>(n));
+                std::atomic<bool> bad_thread{false};
+                pool.parallel_for(n, [&](int64_t c, int t) {
+                    hits[static_cast<size_t>(c)].fetch_add(1);
+                    if (t < 0 || t >= n_threads) bad_thread = true;
+                });
+                for (auto& h : hits) ASSERT_EQ(h.load(), 1) << "threads " << n_threads << " chunks " << n;
+                ASSERT_FALSE(bad_thread);
+            }
+        }
+    }
+}
+
+TEST(ThreadPool, ManyBackToBackJobs) {
+    // Decode issues thousands of small jobs; a stale worker must never run a chunk of the wrong job.
+    ThreadPool pool(2);
+    std::vector<int64_t> sums(5000);
+    for (size_t j = 0; j < sums.size(); ++j) {
+        std::atomic<int64_t> s{0};
+        const int64_t n = 1 + static_cast<int64_t>(j % 9);
+        pool.parallel_for(n, [&](int64_t c, int) { s.fetch_add(c + 1 + static_cast<int64_t>(j) * 100); });
+        sums[j] = s.load();
+        ASSERT_EQ(sums[j], n * (n + 1) / 2 + n * static_cast<int64_t>(j) * 100) << j;
+    }
+}
+
+TEST(ThreadPool, ExceptionsReachTheCallerAndPoolSurvives) {
+    ThreadPool pool(2);
+    EXPECT_THROW(pool.parallel_for(100, [](int64_t c, int) {
+        if (c == 37) throw std::runtime_error("chunk 37");
+    }), std::runtime_error);
+    std::atomic<int> n{0};
+    pool.parallel_for(10, [&](int64_t, int) { n++; });
+    EXPECT_EQ(n.load(), 10);
+}
+
+TEST(ThreadPool, WakesAfterSleeping) {
+    ThreadPool pool(2);
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));  // past the spin budget: workers sleep
+    std::atomic<int> n{0};
+    pool.parallel_for(50, [&](int64_t, int) { n++; });
+    EXPECT_EQ(n.load(), 50);
+}
+
+TEST(Ops, RmsNormExactForm) {
+    const auto x = randn(3072, 1, 3.0f), w = randn(3072, 2);
+    std::vector<float> y(x.size());
+    rmsnorm(x.data(), w.data(), y.data(), 3072, 1e-6f);
+    double sum = 0;
+    for (float v : x) sum += static_cast<double>(v * v);
+    const float scale = 1.0f / std::sqrt(static_cast<float>(sum / 3072) + 1e-6f);
+    for (size_t i = 0; i < x.size(); ++i) ASSERT_EQ(y[i], (x[i] * scale) * w[i]) << i;
+    std::vector<float> z = x;
+    rmsnorm(z.data(), w.data(), z.data(), 3072, 1e-6f);  // in place
+    EXPECT_EQ(0, std::memcmp(z.data(), y.data(), y.size() * sizeof(float)));
+}
+
+TEST(Ops, RopeNeoxRepeatedMultiplication) {
+    const int64_t hd = 128, nh = 3;
+    const auto x = randn(static_cast<size_t>(hd * nh), 3);
+    auto y = x;
+    rope_neox(y.data(), nh, hd, hd, 0, 10000.0f);
+    EXPECT_EQ(0, std::memcmp(x.data(), y.data(), x.size() * sizeof(float)));  // position 0 is the identity
+    y = x;
+    const int32_t pos = 77;
+    rope_neox(y.data(), nh, hd, hd, pos, 10000.0f);
+    const float theta_scale = std::pow(10000.0f, -2.0f / static_cast<float>(hd));
+    for (int64_t h = 0; h < nh; ++h) {
+        float theta = static_cast<float>(pos);
+        for (int64_t i = 0; i < hd / 2; ++i) {
+            const float c = std::cos(theta), s = std::sin(theta);
+            const float x0 = x[h * hd + i], x1 = x[h * hd + i + hd / 2];
+            ASSERT_EQ(y[h * hd + i], x0 * c - x1 * s);
+            ASSERT_EQ(y[h * hd + i + hd / 2], x0 * s + x1 * c);
+            theta *= theta_scale;
+        }
+    }
+    // Relative positions: q at p+d against k at p scores the same for any p (to rounding).
+    auto q = randn(hd, 4), k = randn(hd, 5);
+    auto score = [&](int32_t pq, int32_t pk) {
+        auto a = q, b = k;
+        rope_neox(a.data(), 1, hd, hd, pq, 10000.0f);
+        rope_neox(b.data(), 1, hd, hd, pk, 10000.0f);
+        double s = 0;
+        for (int64_t i = 0; i < hd; ++i) s += static_cast<double>(a[i]) * b[i];
+        return s;
+    };
+    EXPECT_NEAR(score(10, 3), score(107, 100), 1e-3);
+}
+
+TEST(Ops, GegluThroughFp16Table) {
+    const std::vector<float> g = {-12.0f, -10.0f, -1.234567f, 0.0f, 0.1f, 0.5f, 3.3333f, 9.99f, 10.0f, 25.0f};
+    const std::vector<float> u(g.size(), 2.0f);
+    std::vector<float> y(g.size());
+    geglu(g.data(), u.data(), y.data(), static_cast<int64_t>(g.size()));
+    for (size_t i = 0; i < g.size(); ++i) {
+        float expect;
+        if (g[i] <= -10.0f) expect = 0.0f;
+        else if (g[i] >= 10.0f) expect = g[i] * 2.0f;
+        else expect = fp16_to_fp32(fp32_to_fp16(gelu_f32(fp16_to_fp32(fp32_to_fp16(g[i]))))) * 2.0f;
+        EXPECT_EQ(y[i], expect) << g[i];
+        // And the table is the tanh-GELU to fp16 precision.
+        if (g[i] > -10.0f && g[i] < 10.0f) EXPECT_NEAR(y[i], 2.0f * gelu_f32(g[i]), 4e-3f * (1 + std::fabs(g[i])));
+    }
+}
+
+TEST(Ops, SoftmaxSumsToOne) {
+    auto x = randn(333, 6, 4.0f);
+    x[17] = 50.0f;
+    softmax(x.data(), 333);
+    double s = 0;
+    for (float v : x) s += v;
+    EXPECT_NEAR(s, 1.0, 1e-5);
+    EXPECT_GT(x[17], 0.99f);
+    float one = -3.0f;
+    softmax(&one, 1);
+    EXPECT_EQ(one, 1.0f);
+}
+
+// Naive matmul over dequantized weights, in double.
+std::vector<double> naive(const Matrix& w, const std::vector<float>& x, int64_t n_tok) {
+    std::vector<float> row(static_cast<size_t>(w.n_in));
+    std::vector<double> out(static_cast<size_t>(n_tok * w.n_out));
+    for (int64_t r = 0; r < w.n_out; ++r) {
+        type_traits(w.type).dequantize_row(w.data + r * w.row_bytes, row.data(), w.n_in);
+        for (int64_t t = 0; t < n_tok; ++t) {
+            double s = 0;
+            for (int64_t i = 0; i < w.n_in; ++i) s += static_cast<double>(row[i]) * x[t * w.n_in + i];
+            out[t * w.n_out + r] = s;
+        }
+    }
+    return out;
+}
+
+TEST(Matmul, MatchesNaiveAndIsThreadInvariant) {
+    const int64_t n_in = 256, n_out = 200, n_tok = 5;
+    const auto wf = randn(static_cast<size_t>(n_in * n_out), 7, 0.1f);
+    const auto x = randn(static_cast<size_t>(n_in * n_tok), 8);
+    ThreadPool p1(1), p2(2);
+    for (TypeId t : {TypeId::F32, TypeId::F16, TypeId::Q8_0, TypeId::Q4_0}) {
+        const auto& tr = type_traits(t);
+        std::vector<uint8_t> wq(row_size(t, n_in) * n_out);
+        tr.quantize_rows(wf.data(), wq.data(), n_out, n_in, nullptr);
+        Matrix m{t, n_in, n_out, wq.data(), row_size(t, n_in)};
+        std::vector<uint8_t> act(act_bytes(t, n_in) * n_tok);
+        std::vector<float> o1(static_cast<size_t>(n_tok * n_out)), o2(o1.size());
+        matmul(m, x.data(), n_in, n_tok, o1.data(), n_out, act.data(), p1);
+        matmul(m, x.data(), n_in, n_tok, o2.data(), n_out, act.data(), p2);
+        EXPECT_EQ(0, std::memcmp(o1.data(), o2.data(), o1.size() * sizeof(float))) << tr.name;
+        const auto ref = naive(m, x, n_tok);
+        double num = 0, den = 0;
+        for (size_t i = 0; i < ref.size(); ++i) {
+            num += (o1[i] - ref[i]) * (o1[i] - ref[i]);
+            den += ref[i] * ref[i];
+        }
+        // Only the activation rounding (fp16 / q8_0) separates the kernel from the naive sum.
+        EXPECT_LT(std::sqrt(num / den), t == TypeId::F32 ? 1e-6 : t == TypeId::F16 ? 1e-3 : 1e-2) << tr.name;
+    }
+}
+
+TEST(Matmul, SharedInputAcrossActivationTypes) {
+    const int64_t n_in = 64, n_tok = 3;
+    const auto x = randn(static_cast<size_t>(n_in * n_tok), 9);
+    const auto w1 = randn(static_cast<size_t>(n_in * 48), 10), w2 = randn(static_cast<size_t>(n_in * 32), 11);
+    std::vector<uint8_t> q1(row_size(TypeId::F16, n_in) * 48), q2(row_size(TypeId::Q8_0, n_in) * 32);
+    type_traits(TypeId::F16).quantize_rows(w1.data(), q1.data(), 48, n_in, nullptr);
+    type_traits(TypeId::Q8_0).quantize_rows(w2.data(), q2.data(), 32, n_in, nullptr);
+    Matrix m1{TypeId::F16, n_in, 48, q1.data(), row_size(TypeId::F16, n_in)};
+    Matrix m2{TypeId::Q8_0, n_in, 32, q2.data(), row_size(TypeId::Q8_0, n_in)};
+    std::vector<uint8_t> act(std::max(act_bytes(TypeId::F16, n_in), act_bytes(TypeId::Q8_0, n_in)) * n_tok);
+    ThreadPool pool(2);
+    std::vector<float> a(n_tok * 48), b(n_tok * 32), a1(a.size()), b1(b.size());
+    const MatmulOut outs[2] = {{&m1, a.data(), 48}, {&m2, b.data(), 32}};
+    matmul(outs, x.data(), n_in, n_tok, act.data(), pool);
+    matmul(m1, x.data(), n_in, n_tok, a1.data(), 48, act.data(), pool);
+    matmul(m2, x.data(), n_in, n_tok, b1.data(), 32, act.data(), pool);
+    EXPECT_EQ(a, a1);
+    EXPECT_EQ(b, b1);
+}
+
+// Reference attention in double, with q, k, v and p rounded as the cache type does.
+std::vector<double> naive_attention(TypeId kv, const AttnShape& s, const std::vector<float>& q,
+                                    const std::vector<float>& k, const std::vector<float>& v, int32_t pos) {
+    auto r = [&](float x) { return kv == TypeId::F16 ? fp16_to_fp32(fp32_to_fp16(x)) : x; };
+    const int64_t hd = s.head_dim, kvd = s.n_head_kv * hd;
+    std::vector<double> out(static_cast<size_t>(s.n_head * hd));
+    for (int64_t h = 0; h < s.n_head; ++h) {
+        const int64_t g = h / (s.n_head / s.n_head_kv);
+        std::vector<float> sc(static_cast<size_t>(pos + 1));
+        for (int32_t j = 0; j <= pos; ++j) {
+            double d = 0;
+            for (int64_t i = 0; i < hd; ++i) d += static_cast<double>(r(q[h * hd + i])) * r(k[j * kvd + g * hd + i]);
+            sc[j] = static_cast<float>(d);
+        }
+        softmax(sc.data(), pos + 1);
+        for (int32_t j = 0; j <= pos; ++j)
+            for (int64_t i = 0; i < hd; ++i) out[h * hd + i] += static_cast<double>(r(sc[j])) * r(v[j * kvd + g * hd + i]);
+    }
+    return out;
+}
+
+TEST(Attention, MatchesNaiveForEveryCacheTypeAndGqaRatio) {
+    ThreadPool pool(2);
+    for (auto [nh, nkv] : std::vector<std::pair<int64_t, int64_t>>{{4, 4}, {4, 2}, {12, 1}}) {
+        for (TypeId kv : {TypeId::F32, TypeId::F16, TypeId::Q8_0}) {
+            AttnShape s{nh, nkv, 64, 32};
+            const int64_t n_tok = 9, kvd = nkv * 64, qd = nh * 64;
+            const auto q = randn(static_cast<size_t>(n_tok * qd), 12, 0.3f);
+            const auto k = randn(static_cast<size_t>(n_tok * kvd), 13);
+            const auto v = randn(static_cast<size_t>(n_tok * kvd), 14);
+            std::vector<uint8_t> kb(kv_layer_bytes(kv, s)), vb(kv_layer_bytes(kv, s));
+            KvLayerView view{kv, kb.data(), vb.data()};
+            std::vector<int32_t> pos(static_cast<size_t>(n_tok));
+            for (int32_t t = 0; t < n_tok; ++t) {
+                pos[t] = t;
+                kv_store(view, s, t, k.data() + t * kvd, v.data() + t * kvd);
+            }
+            AttnScratch scratch(kv, s, pool.size());
+            std::vector<float> out(static_cast<size_t>(n_tok * qd));
+            attention(view, s, q.data(), qd, pos.data(), n_tok, out.data(), qd, scratch, pool);
+            for (int32_t t = 0; t < n_tok; ++t) {
+                std::vector<float> qt(q.begin() + t * qd, q.begin() + (t + 1) * qd);
+                const auto ref = naive_attention(kv, s, qt, k, v, t);
+                double num = 0, den = 0;
+                for (int64_t i = 0; i < qd; ++i) {
+                    num += (out[t * qd + i] - ref[i]) * (out[t * qd + i] - ref[i]);
+                    den += ref[i] * ref[i];
+                }
+                EXPECT_LT(std::sqrt(num / den), kv == TypeId::Q8_0 ? 2e-2 : 1e-5)
+                    << type_name(kv) << " heads " << nh << "/" << nkv << " token " << t;
+            }
+        }
+    }
+}
+
+}  // namespace
+}  // namespace gemma::ops
