@@ -133,7 +133,9 @@ TEST(Ops, GegluThroughFp16Table) {
         else expect = fp16_to_fp32(fp32_to_fp16(gelu_f32(fp16_to_fp32(fp32_to_fp16(g[i]))))) * 2.0f;
         EXPECT_EQ(y[i], expect) << g[i];
         // And the table is the tanh-GELU to fp16 precision.
-        if (g[i] > -10.0f && g[i] < 10.0f) EXPECT_NEAR(y[i], 2.0f * gelu_f32(g[i]), 4e-3f * (1 + std::fabs(g[i])));
+        if (g[i] > -10.0f && g[i] < 10.0f) {
+            EXPECT_NEAR(y[i], 2.0f * gelu_f32(g[i]), 4e-3f * (1 + std::fabs(g[i])));
+        }
     }
 }
 
