@@ -38,6 +38,7 @@ Context::Context(const Model& model, const ContextParams& params)
     up_.resize(sz(n_batch_, c.n_ff));
     tmp_.resize(sz(n_batch_, c.n_embd));
     rope_.resize(sz(n_batch_, c.n_rot));
+    out_pos_.resize(static_cast<size_t>(n_batch_));
     logits_.resize(static_cast<size_t>(c.n_vocab));
 
     const ModelWeights& w = model.weights();
@@ -137,6 +138,7 @@ void Context::forward_batch(const int32_t* tokens, const int32_t* positions, int
     float* tmp = tmp_.data();
     float* gate = gate_.data();
     float* up = up_.data();
+    bool compacted = false;  // rows [0, n_out) of x are the output rows
 
     // Embedding: dequantized row, times sqrtf(n_embd) in f32, then the first block's norm.
     const DequantizeRowFn dq = type_traits(w.token_embd.type).dequantize_row;
@@ -173,6 +175,23 @@ void Context::forward_batch(const int32_t* tokens, const int32_t* positions, int
         dump("Kcur", il, k, n, KD, KD);
         dump("Vcur", il, v, n, KD, KD);
 
+        if (il == c.n_layer - 1 && n_out < n) {
+            // Past the last K/V store only the output rows matter (llama.cpp's inp_out_ids): move them
+            // to the front and finish the last block on those alone.
+            if (n_out == 0) return;
+            for (int64_t i = 0; i < n_out; ++i) {
+                const int64_t r = out_rows[i] - row_base;  // >= i, so forward copies never clobber a source
+                if (r != i) {
+                    std::copy(q + r * QD, q + (r + 1) * QD, q + i * QD);
+                    std::copy(x + r * E, x + (r + 1) * E, x + i * E);
+                }
+                out_pos_[static_cast<size_t>(i)] = positions[r];
+            }
+            n = n_out;
+            positions = out_pos_.data();
+            compacted = true;
+        }
+
         ops::attention(kvl, shape, q, QD, positions, n, attn_.data(), QD, attn_scratch_, pool);
         dump("kqv_out", il, attn_.data(), n, QD, QD);
 
@@ -202,8 +221,10 @@ void Context::forward_batch(const int32_t* tokens, const int32_t* positions, int
 
     if (n_out == 0) return;
     // Only the requested rows go through the final norm and the (vocabulary-sized) output matmul.
-    for (int64_t i = 0; i < n_out; ++i)
-        ops::rmsnorm(x + (out_rows[i] - row_base) * E, w.output_norm, h + i * E, E, eps);
+    for (int64_t i = 0; i < n_out; ++i) {
+        const int64_t r = compacted ? i : out_rows[i] - row_base;
+        ops::rmsnorm(x + r * E, w.output_norm, h + i * E, E, eps);
+    }
     dump("result_norm", -1, h, n_out, E, E);
     ops::matmul(w.output, h, E, n_out, logits, c.n_vocab, act_.data(), pool);
     dump("result_output", -1, logits, n_out, c.n_vocab, c.n_vocab);

@@ -82,6 +82,7 @@ private:
     std::vector<float> up_;      // [n_batch][n_ff]
     std::vector<float> tmp_;     // [n_batch][n_embd] matmul output before the residual add
     std::vector<float> rope_;    // [n_batch][n_rot] cos/sin per token position
+    std::vector<int32_t> out_pos_;  // [n_batch] positions of the output rows in the last block
     std::vector<uint8_t> act_;   // converted activations of the widest matmul input
     std::vector<float> logits_;  // [n_vocab] for eval()
 };

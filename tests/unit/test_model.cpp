@@ -141,9 +141,13 @@ TEST(Model, DebugHookSeesNamedIntermediates) {
     EXPECT_EQ(seen["blk.0.attn_norm"], 3 * 256);
     EXPECT_EQ(seen["blk.1.Qcur"], 3 * 512);
     EXPECT_EQ(seen["blk.1.Kcur"], 3 * 512);
-    EXPECT_EQ(seen["blk.1.kqv_out"], 3 * 512);
-    EXPECT_EQ(seen["blk.1.ffn_geglu"], 3 * 1024);
-    EXPECT_EQ(seen["blk.1.l_out"], 3 * 256);
+    EXPECT_EQ(seen["blk.0.kqv_out"], 3 * 512);
+    EXPECT_EQ(seen["blk.0.ffn_geglu"], 3 * 1024);
+    EXPECT_EQ(seen["blk.0.l_out"], 3 * 256);
+    // After its K/V store the last block runs on the output row alone.
+    EXPECT_EQ(seen["blk.1.kqv_out"], 512);
+    EXPECT_EQ(seen["blk.1.ffn_geglu"], 1024);
+    EXPECT_EQ(seen["blk.1.l_out"], 256);
     EXPECT_EQ(seen["result_norm"], 256);           // only the last row is an output
     EXPECT_EQ(seen["result_output"], 1024);
 }
