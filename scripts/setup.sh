@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything gemma-gguf needs on a fresh Debian 12 from Debian's packages (and npm for the server tests).
 set -euo pipefail
-pkgs=(build-essential cmake ninja-build g++ clang libclang-rt-14-dev
+pkgs=(build-essential cmake ninja-build pkg-config g++ clang libclang-rt-14-dev
       libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev libcpp-httplib-dev libcli11-dev
       nodejs npm time)
 missing=()
