@@ -1,0 +1,36 @@
+// Shared between the server's route files: the loaded backend and the per-request log note.
+#pragma once
+#include <httplib.h>
+
+#include <memory>
+#include <string>
+
+#include "model/model.h"
+#include "server/http_server.h"
+#include "server/openai_schema.h"
+#include "server/scheduler.h"
+#include "tokenizer/tokenizer.h"
+
+namespace gemma::server {
+
+// Everything a request needs once the model is loaded; immutable after construction.
+struct Backend {
+    std::shared_ptr<const Model> model;
+    std::shared_ptr<const Tokenizer> tok;
+    std::unique_ptr<Scheduler> sched;
+    std::string model_path;
+    std::string model_id;     // what /v1/models lists and responses echo
+    SchemaLimits limits;
+};
+
+// The request log line is written by httplib's logger, on the thread that served the request; routes
+// add their details (tokens, speed, error) here on that same thread.
+std::string& request_log_note();
+
+// Sends an ApiError as OpenAI's error body.
+void send_error(httplib::Response& res, const ApiError& e);
+
+// POST /v1/chat/completions and /v1/completions, streamed or not.
+void handle_completion(const Backend& be, Endpoint kind, const httplib::Request& req, httplib::Response& res);
+
+}  // namespace gemma::server

@@ -1,0 +1,253 @@
+// The HTTP layer: httplib setup, API-key check, loading state, error bodies, request log, the small routes.
+#include "server/http_server.h"
+
+#include <signal.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <thread>
+
+#include "core/error.h"
+#include "server/http_internal.h"
+
+namespace gemma::server {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+thread_local Clock::time_point t_request_start{};
+
+json props_sampling(const SamplerParams& p) {
+    return json{{"temperature", p.temp},         {"top_k", p.top_k},
+                {"top_p", p.top_p},              {"min_p", p.min_p},
+                {"repeat_penalty", p.penalty_repeat}, {"repeat_last_n", p.penalty_last_n},
+                {"presence_penalty", p.penalty_present}, {"frequency_penalty", p.penalty_freq}};
+}
+
+bool is_public_path(const std::string& path) { return path == "/health" || path == "/v1/health"; }
+
+}  // namespace
+
+std::string& request_log_note() {
+    static thread_local std::string note;
+    return note;
+}
+
+void send_error(httplib::Response& res, const ApiError& e) {
+    res.status = e.status;
+    res.set_content(dump(error_body(e)), "application/json");
+    request_log_note() = e.type + ": " + e.message;
+}
+
+struct HttpServer::Impl {
+    ServerOptions opts;
+    httplib::Server http;
+    std::thread listener;
+    int port = -1;
+    std::unique_ptr<Backend> backend_owner;
+    std::atomic<const Backend*> backend{nullptr};
+    std::atomic<bool> stopped{false};
+    Clock::time_point started = Clock::now();
+
+    explicit Impl(ServerOptions o) : opts(std::move(o)) {}
+
+    // Route wrapper: the loaded backend, or 503; ApiError -> its status; anything else -> 500.
+    template <typename F>
+    httplib::Server::Handler route(F fn) {
+        return [this, fn](const httplib::Request& req, httplib::Response& res) {
+            const Backend* be = backend.load(std::memory_order_acquire);
+            try {
+                if (!be) throw ApiError(503, "unavailable_error", "model_loading", "Loading model");
+                fn(*be, req, res);
+            } catch (const ApiError& e) {
+                send_error(res, e);
+            } catch (const std::exception& e) {
+                send_error(res, ApiError(500, "server_error", "internal_error", e.what()));
+            }
+        };
+    }
+
+    void setup();
+};
+
+void HttpServer::Impl::setup() {
+    const int threads = opts.http_threads > 0 ? opts.http_threads : opts.sched.n_slots + opts.sched.max_queue + 8;
+    http.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
+    http.set_payload_max_length(opts.max_body_bytes);
+    http.set_tcp_nodelay(true);
+    // Long generations are written long after the request was read; only stalled writes should fail.
+    http.set_write_timeout(60, 0);
+
+    http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+        t_request_start = Clock::now();
+        request_log_note().clear();
+        if (opts.api_key.empty() || is_public_path(req.path)) return httplib::Server::HandlerResponse::Unhandled;
+        const std::string auth = req.get_header_value("Authorization");
+        if (auth == "Bearer " + opts.api_key) return httplib::Server::HandlerResponse::Unhandled;
+        send_error(res, ApiError(401, "authentication_error", "invalid_api_key",
+                                 auth.empty() ? "Missing API key: send it as 'Authorization: Bearer <key>'."
+                                              : "Incorrect API key provided."));
+        return httplib::Server::HandlerResponse::Handled;
+    });
+    http.set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request& req, httplib::Response& res) {
+        if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+        if (res.status == 404)
+            send_error(res, ApiError(404, "not_found_error", "not_found", "Unknown route: " + req.method + " " + req.path));
+        else if (res.status == 413)
+            send_error(res, ApiError(413, "invalid_request_error", "request_too_large", "The request body is too large."));
+        else
+            send_error(res, ApiError(res.status, res.status >= 500 ? "server_error" : "invalid_request_error",
+                                     "http_" + std::to_string(res.status), "HTTP error " + std::to_string(res.status)));
+        return httplib::Server::HandlerResponse::Handled;
+    }));
+    http.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
+        std::string what = "internal error";
+        try {
+            if (ep) std::rethrow_exception(ep);
+        } catch (const std::exception& e) {
+            what = e.what();
+        } catch (...) {
+        }
+        send_error(res, ApiError(500, "server_error", "internal_error", what));
+    });
+    http.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
+        if (!opts.log_requests) return;
+        double ms = -1;
+        if (t_request_start != Clock::time_point{})
+            ms = std::chrono::duration<double, std::milli>(Clock::now() - t_request_start).count();
+        t_request_start = {};
+        std::string& note = request_log_note();
+        std::fprintf(stderr, "serve: %s %s %s %d %.0f ms%s%s\n", req.remote_addr.c_str(), req.method.c_str(),
+                     req.path.c_str(), res.status, ms, note.empty() ? "" : " - ", note.c_str());
+        note.clear();
+    });
+
+    auto health = [this](const httplib::Request&, httplib::Response& res) {
+        const bool ready = backend.load(std::memory_order_acquire) != nullptr;
+        res.status = ready ? 200 : 503;
+        res.set_content(dump(json{{"status", ready ? "ok" : "loading"}}), "application/json");
+    };
+    http.Get("/health", health);
+    http.Get("/v1/health", health);
+
+    auto models = route([this](const Backend& be, const httplib::Request&, httplib::Response& res) {
+        const auto created = std::chrono::duration_cast<std::chrono::seconds>(
+                                 std::chrono::system_clock::now().time_since_epoch()).count();
+        json m = {{"id", be.model_id}, {"object", "model"}, {"created", created}, {"owned_by", "gemma-gguf"},
+                  {"meta", {{"n_ctx_train", be.model->config().n_ctx_train}, {"n_vocab", be.model->config().n_vocab},
+                            {"n_embd", be.model->config().n_embd}}}};
+        res.set_content(dump(json{{"object", "list"}, {"data", json::array({m})}}), "application/json");
+    });
+    http.Get("/v1/models", models);
+    http.Get("/models", models);
+
+    http.Get("/props", route([this](const Backend& be, const httplib::Request&, httplib::Response& res) {
+        const auto slots = be.sched->slots();
+        int idle = 0;
+        for (const SlotInfo& s : slots) idle += s.busy ? 0 : 1;
+        json j = {{"default_generation_settings", {{"n_ctx", be.sched->n_ctx()}, {"params", props_sampling(opts.defaults)}}},
+                  {"n_ctx", be.sched->n_ctx()},
+                  {"total_slots", be.sched->n_slots()},
+                  {"idle_slots", idle},
+                  {"queued", be.sched->n_queued()},
+                  {"model", be.model_id},
+                  {"model_path", be.model_path},
+                  {"chat_template", be.tok->vocab().chat_template()},
+                  {"build_info", "gemma-gguf"}};
+        res.set_content(dump(j), "application/json");
+    }));
+    http.Get("/slots", route([](const Backend& be, const httplib::Request&, httplib::Response& res) {
+        json arr = json::array();
+        for (const SlotInfo& s : be.sched->slots())
+            arr.push_back({{"id", s.id}, {"is_processing", s.busy}, {"n_ctx", s.n_ctx}, {"n_cached", s.n_cached}});
+        res.set_content(dump(arr), "application/json");
+    }));
+    http.Post("/tokenize", route([](const Backend& be, const httplib::Request& req, httplib::Response& res) {
+        res.set_content(dump(tokenize_json(parse_body(req.body), *be.tok)), "application/json");
+    }));
+    http.Post("/detokenize", route([](const Backend& be, const httplib::Request& req, httplib::Response& res) {
+        res.set_content(dump(detokenize_json(parse_body(req.body), *be.tok)), "application/json");
+    }));
+    auto chat = route([](const Backend& be, const httplib::Request& req, httplib::Response& res) {
+        handle_completion(be, Endpoint::Chat, req, res);
+    });
+    auto completions = route([](const Backend& be, const httplib::Request& req, httplib::Response& res) {
+        handle_completion(be, Endpoint::Completion, req, res);
+    });
+    for (const char* p : {"/v1/chat/completions", "/chat/completions"}) http.Post(p, chat);
+    for (const char* p : {"/v1/completions", "/completions"}) http.Post(p, completions);
+}
+
+HttpServer::HttpServer(ServerOptions opts) : impl_(std::make_unique<Impl>(std::move(opts))) { impl_->setup(); }
+
+HttpServer::~HttpServer() {
+    stop();
+    wait();
+}
+
+int HttpServer::start() {
+    // A client that disconnects mid-stream must cost a failed write, not the process.
+    ::signal(SIGPIPE, SIG_IGN);
+    Impl& m = *impl_;
+    if (m.opts.port == 0) {
+        m.port = m.http.bind_to_any_port(m.opts.host);
+    } else {
+        m.port = m.http.bind_to_port(m.opts.host, m.opts.port) ? m.opts.port : -1;
+    }
+    if (m.port < 0)
+        throw_error("cannot listen on " + m.opts.host + ":" + std::to_string(m.opts.port) +
+                    " (address in use, or not an address of this machine)");
+    m.listener = std::thread([&m] { m.http.listen_after_bind(); });
+    return m.port;
+}
+
+void HttpServer::load(const std::string& model_path) {
+    std::shared_ptr<const Model> model = Model::load(model_path);
+    auto tok = std::make_shared<const Tokenizer>(Tokenizer::from_gguf(model->gguf()));
+    attach(std::move(model), std::move(tok), model_path);
+}
+
+void HttpServer::attach(std::shared_ptr<const Model> model, std::shared_ptr<const Tokenizer> tok,
+                        const std::string& path) {
+    Impl& m = *impl_;
+    auto be = std::make_unique<Backend>();
+    be->model = std::move(model);
+    be->tok = std::move(tok);
+    be->model_path = path;
+    be->model_id = !m.opts.alias.empty() ? m.opts.alias : std::filesystem::path(path).filename().string();
+    be->sched = std::make_unique<Scheduler>(*be->model, *be->tok, m.opts.sched);
+    be->limits.n_vocab = static_cast<int32_t>(be->model->config().n_vocab);
+    be->limits.n_ctx = be->sched->n_ctx();
+    be->limits.defaults = m.opts.defaults;
+    be->limits.defaults.validate(be->limits.n_vocab);
+    m.backend_owner = std::move(be);
+    m.backend.store(m.backend_owner.get(), std::memory_order_release);
+}
+
+void HttpServer::stop() {
+    Impl& m = *impl_;
+    if (m.stopped.exchange(true)) return;
+    m.http.stop();
+    // Streams in flight end now (finish_reason "stop" after what was generated) instead of running on.
+    if (const Backend* be = m.backend.load(std::memory_order_acquire)) be->sched->cancel_all();
+}
+
+void HttpServer::wait() {
+    Impl& m = *impl_;
+    if (m.listener.joinable()) m.listener.join();
+    // httplib's workers are joined by now (listen returns after its task queue shut down), so no route
+    // holds the backend any more; the scheduler's destructor cancels whatever was still queued.
+    m.backend.store(nullptr, std::memory_order_release);
+    m.backend_owner.reset();
+}
+
+int HttpServer::port() const { return impl_->port; }
+
+Scheduler* HttpServer::scheduler() {
+    const Backend* be = impl_->backend.load(std::memory_order_acquire);
+    return be ? be->sched.get() : nullptr;
+}
+
+}  // namespace gemma::server
