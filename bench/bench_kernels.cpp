@@ -150,6 +150,7 @@ const int kRegistered = [] {
             auto* g = benchmark::RegisterBenchmark(("gemm/" + is + "/" + tn).c_str(), BM_Gemm, wt, isa);
             g->Arg(8)->Arg(64);
             if (isa == kn::Isa::Ref) g->Iterations(1);
+            else g->Arg(512);  // activations larger than L2: exercises the token blocking
         }
         for (TypeId wt : {TypeId::Q4_0, TypeId::Q4_1, TypeId::Q4_K, TypeId::F16, TypeId::BF16})
             benchmark::RegisterBenchmark(("convert_act/" + is + "/" + std::string(gemma::type_name(wt))).c_str(),

@@ -40,9 +40,11 @@ struct TileTable {
     constexpr TileTable() { fill_tiles<K>(fn, std::make_integer_sequence<int, K::kMaxR>{}); }
 };
 
-// Weights of a row block stay in L2 while every token group streams past them (prompt processing);
-// for a single token this is just a pass over the rows.
-constexpr size_t kRowBlockBytes = 192 * 1024;
+// Cache blocking for prompt processing: a block of converted activations (token rows) and a block of weight
+// rows both stay in L2 (512 KiB per core here) while every micro-tile of the pair runs; for a single token
+// this is just a pass over the rows. The blocking only reorders tiles, never the arithmetic of a pair.
+constexpr size_t kActBlockBytes = 128 * 1024;
+constexpr size_t kRowBlockBytes = 128 * 1024;
 
 template <typename K>
 void gemm_tiled(int64_t n, const void* W, size_t wrb, int64_t r0, int64_t r1, const void* act, size_t arb,
@@ -52,14 +54,18 @@ void gemm_tiled(int64_t n, const void* W, size_t wrb, int64_t r0, int64_t r1, co
     const auto* wb = static_cast<const uint8_t*>(W);
     const auto* ab = static_cast<const uint8_t*>(act);
     const int64_t block_rows = max64(R, static_cast<int64_t>(kRowBlockBytes / (wrb > 0 ? wrb : 1)) / R * R);
-    for (int64_t rb0 = r0; rb0 < r1; rb0 += block_rows) {
-        const int64_t rb1 = min64(r1, rb0 + block_rows);
-        for (int64_t t0 = 0; t0 < n_tok; t0 += T) {
-            const int64_t nt = min64(T, n_tok - t0);
-            for (int64_t r = rb0; r < rb1; r += R) {
-                const int64_t nr = min64(R, rb1 - r);
-                table.fn[nr - 1][nt - 1](n, wb + static_cast<size_t>(r) * wrb, wrb, ab + static_cast<size_t>(t0) * arb,
-                                         arb, out + t0 * stride + r, stride);
+    const int64_t block_toks = max64(T, static_cast<int64_t>(kActBlockBytes / (arb > 0 ? arb : 1)) / T * T);
+    for (int64_t tb0 = 0; tb0 < n_tok; tb0 += block_toks) {
+        const int64_t tb1 = min64(n_tok, tb0 + block_toks);
+        for (int64_t rb0 = r0; rb0 < r1; rb0 += block_rows) {
+            const int64_t rb1 = min64(r1, rb0 + block_rows);
+            for (int64_t t0 = tb0; t0 < tb1; t0 += T) {
+                const int64_t nt = min64(T, tb1 - t0);
+                for (int64_t r = rb0; r < rb1; r += R) {
+                    const int64_t nr = min64(R, rb1 - r);
+                    table.fn[nr - 1][nt - 1](n, wb + static_cast<size_t>(r) * wrb, wrb,
+                                             ab + static_cast<size_t>(t0) * arb, arb, out + t0 * stride + r, stride);
+                }
             }
         }
     }
