@@ -3,7 +3,6 @@
 
 #include <algorithm>
 #include <mutex>
-#include <utility>
 
 #include "core/error.h"
 
@@ -139,29 +138,27 @@ Iq3SearchGrid build_search_grid(const uint32_t* dequant_grid, int size, int shif
     // For each off-grid key keep all grid points at the nwant smallest distinct squared distances,
     // ordered by (distance, index): ggml sorts with exactly that key, so the order is fully determined.
     g.nb_begin.assign(kKeys + 1, 0);
-    std::vector<std::pair<int, int>> dist(static_cast<size_t>(size));
+    std::vector<int> dist(static_cast<size_t>(size));
+    std::vector<int> wanted;
     for (int u = 0; u < kKeys; ++u) {
         g.nb_begin[static_cast<size_t>(u)] = static_cast<uint32_t>(g.neighbours.size());
         if (g.map[static_cast<size_t>(u)] >= 0) continue;
+        wanted.clear();  // the nwant smallest distinct distances, ascending
         for (int j = 0; j < size; ++j) {
             int d2 = 0;
             for (int i = 0; i < 4; ++i) {
                 const int diff = 2 * (((g.kgrid[static_cast<size_t>(j)] >> (3 * i)) & 7) - ((u >> (3 * i)) & 7));
                 d2 += diff * diff;
             }
-            dist[static_cast<size_t>(j)] = {d2, j};
+            dist[static_cast<size_t>(j)] = d2;
+            const auto it = std::lower_bound(wanted.begin(), wanted.end(), d2);
+            if (it != wanted.end() && *it == d2) continue;
+            if (static_cast<int>(wanted.size()) < nwant) wanted.insert(it, d2);
+            else if (it != wanted.end()) { wanted.insert(it, d2); wanted.pop_back(); }
         }
-        std::sort(dist.begin(), dist.end());
-        int have = 1;
-        int cur = dist[0].first;
-        for (const auto& [d2, j] : dist) {
-            if (d2 > cur) {
-                if (have == nwant) break;
-                cur = d2;
-                ++have;
-            }
-            g.neighbours.push_back(static_cast<uint16_t>(j));
-        }
+        for (int d2 : wanted)
+            for (int j = 0; j < size; ++j)
+                if (dist[static_cast<size_t>(j)] == d2) g.neighbours.push_back(static_cast<uint16_t>(j));
     }
     g.nb_begin[kKeys] = static_cast<uint32_t>(g.neighbours.size());
     return g;
