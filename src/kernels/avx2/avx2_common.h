@@ -8,6 +8,10 @@
 
 // Everything here is internal linkage on purpose: an inline function with external linkage compiled with
 // AVX2 flags could be picked by the linker for a non-AVX2 caller of the same name.
+// GCC does not always inline the per-type chunk walkers into the tile loops (they take a lambda), and then the
+// integer accumulators go through memory; force it.
+#define GEMMA_ALWAYS_INLINE __attribute__((always_inline))
+
 namespace gemma::kernels::avx2 {
 namespace {
 

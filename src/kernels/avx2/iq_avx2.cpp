@@ -38,7 +38,7 @@ struct IQ4XS {
         float d, dmin = 0.0f;
         __m256i offset_scales{}, mins16{}, sc;
         const uint8_t* qs;
-        explicit Super(const Block* b) : qs(b->qs) {
+        GEMMA_ALWAYS_INLINE explicit Super(const Block* b) : qs(b->qs) {
             d = fp16_to_f32(b->d);
             // All 8 six-bit scales at once: low nibbles of scales_l interleaved with high nibbles, plus 2 bits
             // each of scales_h, minus 32.
@@ -54,7 +54,7 @@ struct IQ4XS {
             sc = _mm256_broadcastsi128_si256(ls16);
         }
         template <typename Fn>
-        void chunks(Fn&& fn) const {
+        GEMMA_ALWAYS_INLINE void chunks(Fn&& fn) const {
             const __m256i table = _mm256_broadcastsi128_si256(loadu128(kvalues_iq4nl));
             const __m256i m4 = _mm256_set1_epi8(0x0F);
 #pragma GCC unroll 4
@@ -80,9 +80,9 @@ struct IQ3XXS {
         __m256i offset_scales{}, mins16{};
         const uint8_t* qs;
         // The format's factor 1/4 (ggml scales by 0.25 at the end) is a power of two: folding it into d is exact.
-        explicit Super(const Block* b) : qs(b->qs) { d = fp16_to_f32(b->d) * 0.25f; }
+        GEMMA_ALWAYS_INLINE explicit Super(const Block* b) : qs(b->qs) { d = fp16_to_f32(b->d) * 0.25f; }
         template <typename Fn>
-        void chunks(Fn&& fn) const {
+        GEMMA_ALWAYS_INLINE void chunks(Fn&& fn) const {
 #pragma GCC unroll 8
             for (int ib = 0; ib < 8; ++ib) {
                 const uint8_t* q = qs + 8 * ib;
@@ -109,9 +109,9 @@ struct IQ3S {
         float d, dmin = 0.0f;
         __m256i offset_scales{}, mins16{};
         const Block* x;
-        explicit Super(const Block* b) : x(b) { d = fp16_to_f32(b->d); }
+        GEMMA_ALWAYS_INLINE explicit Super(const Block* b) : x(b) { d = fp16_to_f32(b->d); }
         template <typename Fn>
-        void chunks(Fn&& fn) const {
+        GEMMA_ALWAYS_INLINE void chunks(Fn&& fn) const {
 #pragma GCC unroll 8
             for (int ib = 0; ib < 8; ++ib) {
                 const uint8_t* q = x->qs + 8 * ib;
@@ -139,9 +139,9 @@ struct IQ2S {
         __m256i offset_scales{}, mins16{};
         const Block* x;
         // The format's factor 1/8 folded into d (exact, a power of two).
-        explicit Super(const Block* b) : x(b) { d = fp16_to_f32(b->d) * 0.125f; }
+        GEMMA_ALWAYS_INLINE explicit Super(const Block* b) : x(b) { d = fp16_to_f32(b->d) * 0.125f; }
         template <typename Fn>
-        void chunks(Fn&& fn) const {
+        GEMMA_ALWAYS_INLINE void chunks(Fn&& fn) const {
 #pragma GCC unroll 8
             for (int ib = 0; ib < 8; ++ib) {
                 const uint8_t* q = x->qs + 4 * ib;

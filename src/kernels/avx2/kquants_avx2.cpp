@@ -17,7 +17,7 @@ struct Q2K {
         float d, dmin;
         __m256i offset_scales{}, mins16, sc;
         const uint8_t* qs;
-        explicit Super(const Block* x) : qs(x->qs) {
+        GEMMA_ALWAYS_INLINE explicit Super(const Block* x) : qs(x->qs) {
             d = fp16_to_f32(x->d);
             dmin = fp16_to_f32(x->dmin);
             const __m128i s8 = loadu128(x->scales);
@@ -26,7 +26,7 @@ struct Q2K {
             mins16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(s8, 4), m4));
         }
         template <typename Fn>
-        void chunks(Fn&& fn) const {
+        GEMMA_ALWAYS_INLINE void chunks(Fn&& fn) const {
             const __m256i m3 = _mm256_set1_epi8(3);
 #pragma GCC unroll 4
             for (int h = 0; h < 2; ++h) {
@@ -49,7 +49,7 @@ struct Q3K {
         __m256i offset_scales, mins16{}, sc;
         const uint8_t* qs;
         const uint8_t* hmask;
-        explicit Super(const Block* x) : qs(x->qs), hmask(x->hmask) {
+        GEMMA_ALWAYS_INLINE explicit Super(const Block* x) : qs(x->qs), hmask(x->hmask) {
             d = fp16_to_f32(x->d);
             uint32_t aux[3];
             std::memcpy(aux, x->scales, 12);
@@ -64,7 +64,7 @@ struct Q3K {
             offset_scales = _mm256_cvtepi8_epi16(s8);
         }
         template <typename Fn>
-        void chunks(Fn&& fn) const {
+        GEMMA_ALWAYS_INLINE void chunks(Fn&& fn) const {
             const __m256i m3 = _mm256_set1_epi8(3), m4 = _mm256_set1_epi8(4);
             const __m256i hm = loadu256(hmask);
 #pragma GCC unroll 4
@@ -108,14 +108,14 @@ struct Q45K {
         __m256i offset_scales{}, mins16, sc;
         const uint8_t* qs;
         const uint8_t* qh = nullptr;
-        explicit Super(const Block* x) : qs(x->qs) {
+        GEMMA_ALWAYS_INLINE explicit Super(const Block* x) : qs(x->qs) {
             d = fp16_to_f32(x->d);
             dmin = fp16_to_f32(x->dmin);
             unpack_scales_mins_k4(x->scales, &sc, &mins16);
             if constexpr (kFive) qh = x->qh;
         }
         template <typename Fn>
-        void chunks(Fn&& fn) const {
+        GEMMA_ALWAYS_INLINE void chunks(Fn&& fn) const {
             const __m256i m4 = _mm256_set1_epi8(0x0F);
             __m256i hb{};
             if constexpr (kFive) hb = loadu256(qh);
@@ -145,14 +145,14 @@ struct Q6K {
         __m256i offset_scales, mins16{}, sc;
         const uint8_t* ql;
         const uint8_t* qh;
-        explicit Super(const Block* x) : ql(x->ql), qh(x->qh) {
+        GEMMA_ALWAYS_INLINE explicit Super(const Block* x) : ql(x->ql), qh(x->qh) {
             d = fp16_to_f32(x->d);
             const __m128i s8 = loadu128(x->scales);
             sc = scales16_even_odd(s8);
             offset_scales = _mm256_cvtepi8_epi16(s8);
         }
         template <typename Fn>
-        void chunks(Fn&& fn) const {
+        GEMMA_ALWAYS_INLINE void chunks(Fn&& fn) const {
             const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30);
 #pragma GCC unroll 4
             for (int h = 0; h < 2; ++h) {

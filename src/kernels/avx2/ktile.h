@@ -58,7 +58,7 @@ struct SuperKernel {
                 __m256i sumi[T];
 #pragma GCC unroll 8
                 for (int t = 0; t < T; ++t) sumi[t] = _mm256_setzero_si256();
-                s.chunks([&](int j, __m256i q, __m256i sgn, __m256i sc) {
+                s.chunks([&](int j, __m256i q, __m256i sgn, __m256i sc) GEMMA_ALWAYS_INLINE {
 #pragma GCC unroll 8
                     for (int t = 0; t < T; ++t) {
                         __m256i av = loadu256(y[t]->qs + 32 * j);
