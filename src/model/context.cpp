@@ -206,7 +206,18 @@ void Context::forward_batch(const int32_t* tokens, const int32_t* positions, int
 
         const ops::MatmulOut gu[2] = {{&L.ffn_gate, gate, FF}, {&L.ffn_up, up, FF}};
         ops::matmul(gu, h, E, n, act_.data(), pool);
-        for_tokens(n, [&](int64_t t) { ops::geglu(gate + t * FF, up + t * FF, gate + t * FF, FF); });
+        {
+            // Segments rather than whole rows, so both cores share the table lookups in decode too.
+            constexpr int64_t kSeg = 4096;
+            const int64_t n_seg = (FF + kSeg - 1) / kSeg;
+            auto seg = [&](int64_t i) {
+                const int64_t t = i / n_seg, s0 = (i % n_seg) * kSeg, len = std::min(kSeg, FF - s0);
+                float* g = gate + t * FF + s0;
+                ops::geglu(g, up + t * FF + s0, g, len);
+            };
+            if (n * n_seg == 1) seg(0);
+            else pool.parallel_for(n * n_seg, [&](int64_t i, int) { seg(i); });
+        }
         dump("ffn_geglu", il, gate, n, FF, FF);
 
         ops::matmul(L.ffn_down, gate, FF, n, tmp, E, act_.data(), pool);

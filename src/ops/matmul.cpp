@@ -16,6 +16,16 @@ void convert_acts(TypeId wt, const float* x, int64_t x_stride, int64_t n, int64_
                   ThreadPool& pool) {
     const size_t rb = act_bytes(wt, n);
     auto* d = static_cast<uint8_t*>(dst);
+    // Every activation format is block-local (no block is wider than 256), so one wide row can be cut
+    // into segments converted in parallel; it pays only for the FFN's down projection in decode.
+    constexpr int64_t kSeg = 8192;
+    if (n_tok == 1 && n >= 2 * kSeg && pool.size() > 1) {
+        pool.parallel_for((n + kSeg - 1) / kSeg, [&](int64_t s, int) {
+            const int64_t off = s * kSeg;
+            kernels::convert_act_row(wt, x + off, d + act_bytes(wt, off), std::min(kSeg, n - off));
+        });
+        return;
+    }
     if (n_tok == 1) {
         kernels::convert_act_row(wt, x, d, n);
         return;

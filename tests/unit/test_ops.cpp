@@ -193,6 +193,25 @@ TEST(Matmul, MatchesNaiveAndIsThreadInvariant) {
     }
 }
 
+TEST(Matmul, WideDecodeRowConvertedInSegmentsIsBitIdentical) {
+    // One token with a row wider than the segment size is converted in parallel pieces.
+    const int64_t n_in = 16384 + 256, n_out = 16;
+    const auto wf = randn(static_cast<size_t>(n_in * n_out), 15, 0.05f);
+    const auto x = randn(static_cast<size_t>(n_in), 16);
+    ThreadPool p1(1), p2(2);
+    for (TypeId t : {TypeId::F16, TypeId::Q8_0, TypeId::Q4_K, TypeId::Q4_1}) {
+        std::vector<uint8_t> wq(row_size(t, n_in) * n_out);
+        type_traits(t).quantize_rows(wf.data(), wq.data(), n_out, n_in, nullptr);
+        Matrix m{t, n_in, n_out, wq.data(), row_size(t, n_in)};
+        std::vector<uint8_t> a1(act_bytes(t, n_in)), a2(a1.size());
+        std::vector<float> o1(n_out), o2(n_out);
+        matmul(m, x.data(), n_in, 1, o1.data(), n_out, a1.data(), p1);
+        matmul(m, x.data(), n_in, 1, o2.data(), n_out, a2.data(), p2);
+        EXPECT_EQ(a1, a2) << type_name(t);
+        EXPECT_EQ(o1, o2) << type_name(t);
+    }
+}
+
 TEST(Matmul, SharedInputAcrossActivationTypes) {
     const int64_t n_in = 64, n_tok = 3;
     const auto x = randn(static_cast<size_t>(n_in * n_tok), 9);
