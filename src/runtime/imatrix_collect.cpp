@@ -2,6 +2,7 @@
 // inputs of a Gemma block are summed once and shared by the weights that read them (q/k/v, gate/up).
 #include "runtime/imatrix_collect.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <string_view>
 
@@ -77,18 +78,32 @@ ImatrixRun collect_imatrix(const Model& model, std::span<const int32_t> tokens, 
     ImatrixRun run;
     run.n_chunks = plan.n_chunks;
     const int first = plan.ctx / 2;
-    std::vector<int32_t> pos(static_cast<size_t>(plan.ctx)), rows;
-    for (int i = 0; i < plan.ctx; ++i) pos[static_cast<size_t>(i)] = i;
-    for (int i = first; i < plan.ctx - 1; ++i) rows.push_back(i);
-    std::vector<float> logits(rows.size() * static_cast<size_t>(cfg.n_vocab));
+    // Every row is an output, as in llama-imatrix: otherwise the last block would run on the scored rows
+    // only and its attn_output/ffn inputs would see fewer rows than llama's. Passes of n_batch tokens keep
+    // the logits buffer at n_batch rows whatever the chunk size.
+    const int64_t n_batch = ctx.n_batch();
+    std::vector<float> logits(static_cast<size_t>(n_batch) * static_cast<size_t>(cfg.n_vocab));
+    std::vector<int32_t> pos, rows;
     NllSum nll;
     for (int c = 0; c < plan.n_chunks; ++c) {
         const std::vector<int32_t> chunk = chunk_tokens(tokens, plan, c, vocab.bos(), vocab.add_bos());
         ctx.kv_cache().clear();
-        ctx.forward(chunk, pos, rows, logits.data());
-        for (size_t i = 0; i < rows.size(); ++i)
-            nll.add(token_nll(logits.data() + i * static_cast<size_t>(cfg.n_vocab), cfg.n_vocab,
-                              chunk[static_cast<size_t>(rows[i]) + 1]));
+        for (int64_t b0 = 0; b0 < plan.ctx; b0 += n_batch) {
+            const int64_t nb = std::min<int64_t>(n_batch, plan.ctx - b0);
+            pos.resize(static_cast<size_t>(nb));
+            rows.resize(static_cast<size_t>(nb));
+            for (int64_t i = 0; i < nb; ++i) {
+                pos[static_cast<size_t>(i)] = static_cast<int32_t>(b0 + i);
+                rows[static_cast<size_t>(i)] = static_cast<int32_t>(i);
+            }
+            ctx.forward(std::span<const int32_t>(chunk.data() + b0, static_cast<size_t>(nb)), pos, rows, logits.data());
+            for (int64_t i = 0; i < nb; ++i) {
+                const int64_t g = b0 + i;  // logits of position g predict token g + 1
+                if (g < first || g >= plan.ctx - 1) continue;
+                nll.add(token_nll(logits.data() + static_cast<size_t>(i) * static_cast<size_t>(cfg.n_vocab), cfg.n_vocab,
+                                  chunk[static_cast<size_t>(g) + 1]));
+            }
+        }
         run.ppl_running.push_back(nll.ppl());
         if (p.on_chunk) p.on_chunk(c, plan.n_chunks, nll.ppl());
     }

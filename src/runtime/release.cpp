@@ -4,6 +4,7 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -97,9 +98,12 @@ void copy_atomically(const std::string& src, const std::string& dst) {
 }
 
 int64_t mtime_ns(const fs::path& p) {
-    return static_cast<int64_t>(
-        std::chrono::duration_cast<std::chrono::nanoseconds>(fs::last_write_time(p).time_since_epoch()).count());
+    struct stat st {};
+    if (::stat(p.c_str(), &st) != 0) throw_error(p.string() + ": cannot stat");
+    return static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
 }
+
+std::string mib(uint64_t bytes) { return strf("%.1f MiB", static_cast<double>(bytes) / 1048576.0); }
 
 double bits_per_weight(const std::string& path) {
     const auto f = GgufFile::open(path);
@@ -287,7 +291,8 @@ std::string card(const ReleaseOptions& opt, const std::string& name, const Relea
     if (has_eval) o << "- Evaluation: " << eval_desc << "\n";
     for (const std::string& n : r.notes) o << "- Note: " << n << "\n";
     o << "\n## Provided files\n\n";
-    o << "| Name | Quant method | Size | Bits per weight |" << (has_eval ? " KL-divergence vs BF16 | Perplexity | Generation tokens/s |" : "") << "\n";
+    o << "| Name | Quant method | Size | Bits per weight |"
+      << (has_eval ? " KL-divergence vs BF16 | Perplexity | Generation tokens/s |" : "") << "\n";
     o << "| ---- | ---- | ---- | ---- |" << (has_eval ? " ---- | ---- | ---- |" : "") << "\n";
     for (const ReleaseFile& f : r.files) {
         if (f.quant == "imatrix") continue;
@@ -473,7 +478,7 @@ ReleaseResult make_release(const ReleaseOptions& opt) {
             q.quiet = true;
             quantize_model(q);
             rel.say(strf("%s: done in %.1f s (%s)", tag.c_str(), seconds_since(t0),
-                         card_size(fs::file_size(q.output)).c_str()));
+                         mib(fs::file_size(q.output)).c_str()));
         }
         made.emplace(st.recipe, st.file);
         result.files.push_back(rel.record(st, kept));
@@ -520,8 +525,6 @@ ReleaseResult make_release(const ReleaseOptions& opt) {
                 for (ReleaseFile* f : todo[sha]) {
                     f->eval = ev;
                     rel.store_eval(f->file, key, ev);
-                    rel.say(strf("  %-40s PPL %10.4f  KLD %9.6f  same top %6.2f%%  %7.2f tokens/s", f->file.c_str(),
-                                 ev.ppl, ev.kld_mean, ev.same_top_percent, ev.gen_tokens_per_s));
                 }
                 rel.save_manifest();
             };
@@ -542,6 +545,9 @@ ReleaseResult make_release(const ReleaseOptions& opt) {
                 ev.same_top_percent = r.kl.same_top_percent;
                 put(shas[k], ev, *models[k]);
             }
+            for (const ReleaseFile& f : result.files)
+                rel.say(strf("  %-40s PPL %10.4f  KLD %9.6f  same top %6.2f%%  %8.2f tokens/s", f.file.c_str(),
+                             f.eval->ppl, f.eval->kld_mean, f.eval->same_top_percent, f.eval->gen_tokens_per_s));
             rel.say(strf("evaluation done in %.1f s", seconds_since(t0)));
         }
         ev_desc = strf("perplexity and KL-divergence from the BF16 file over `%s` (%d chunks of %d tokens, the second "
