@@ -26,7 +26,8 @@ public:
 
     // Calls fn(chunk, thread) for every chunk in [0, n_chunks); thread is in [0, size()) and identifies
     // per-thread scratch. Returns when all chunks are done. The first exception thrown by fn is
-    // rethrown here (remaining chunks are skipped). Not reentrant: fn must not call parallel_for.
+    // rethrown here (remaining chunks are skipped). Not reentrant (fn must not call parallel_for) and
+    // one caller at a time: contexts sharing a pool must not run forward passes concurrently.
     // Allocates nothing, so it may be used in the decode loop.
     template <typename F>
     void parallel_for(int64_t n_chunks, F&& fn) {
