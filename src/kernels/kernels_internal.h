@@ -18,7 +18,8 @@ struct KernelTable {
     GemmFn gemm[kTypeIdCount] = {};        // indexed by the weight type; null means "loop over vec_dot"
 };
 
-inline size_t idx(TypeId t) { return static_cast<size_t>(t); }
+// static: one private copy per TU, so no AVX2-compiled out-of-line copy can be shared with generic code.
+static constexpr size_t idx(TypeId t) { return static_cast<size_t>(t); }
 
 // Each ISA fills only what it implements; dispatch starts every ISA's table from a copy of Ref's,
 // so a missing fast kernel silently falls back to the scalar one.
