@@ -19,6 +19,7 @@
 #include <set>
 #include <sstream>
 
+#include "convert/convert_hf.h"
 #include "core/error.h"
 #include "core/sha256.h"
 #include "gguf/describe.h"
@@ -349,39 +350,48 @@ ReleaseResult make_release(const ReleaseOptions& opt) {
     const std::vector<std::string> types = parse_release_types(type_list);
     const std::string im_text = opt.imatrix_text.empty() ? "" : read_eval_text(opt.imatrix_text, "--imatrix-text");
     const std::string ev_text = opt.eval_text.empty() ? "" : read_eval_text(opt.eval_text, "--eval-text");
-    if (fs::is_directory(opt.source))
-        throw_error(opt.source + ": converting a Hugging Face checkpoint directory inside `release` is not yet "
-                                 "supported; convert it to a BF16 GGUF first and pass that file");
-    const auto src = GgufFile::open(opt.source);
-    const ModelConfig cfg = ModelConfig::from_gguf(*src);
+    // A Hugging Face directory is converted first; the checks that need its vocabulary run on the result.
+    const bool hf = fs::is_directory(opt.source);
+    std::unique_ptr<GgufFile> src;
     bool all_bf16 = true;
-    for (const GgufTensor& t : src->tensors()) {
-        if (!is_float_type(t.type))
-            throw_error(opt.source + ": tensor '" + t.name + "' is " + type_name(t.type) +
-                        "; a release needs an F32, F16 or BF16 source");
-        if (is_quantizable(t.name, static_cast<int>(t.n_dims)) && t.type != TypeId::BF16) all_bf16 = false;
+    std::string name = opt.name;
+    if (hf) {
+        if (!fs::exists(fs::path(opt.source) / "config.json"))
+            throw_error(opt.source + ": a directory, but not a Hugging Face checkpoint (no config.json)");
+        fs::path dir = fs::absolute(opt.source).lexically_normal();
+        if (!dir.has_filename()) dir = dir.parent_path();  // "ckpt/" names "ckpt"
+        if (name.empty()) name = dir.filename().string();
+    } else {
+        src = GgufFile::open(opt.source);
+        (void)ModelConfig::from_gguf(*src);
+        for (const GgufTensor& t : src->tensors()) {
+            if (!is_float_type(t.type))
+                throw_error(opt.source + ": tensor '" + t.name + "' is " + type_name(t.type) +
+                            "; a release needs an F32, F16 or BF16 source");
+            if (is_quantizable(t.name, static_cast<int>(t.n_dims)) && t.type != TypeId::BF16) all_bf16 = false;
+        }
+        if (name.empty()) name = default_name(*src, opt.source);
     }
-    const std::string name = opt.name.empty() ? default_name(*src, opt.source) : opt.name;
-    if (name.find('/') != std::string::npos) throw_error("--name must not contain '/'");
-    const Tokenizer tok = Tokenizer::from_gguf(*src);
+    if (name.empty() || name.find('/') != std::string::npos) throw_error("--name must be a non-empty name without '/'");
     std::vector<int32_t> im_tokens, ev_tokens;
     ChunkPlan im_plan, ev_plan;
-    if (!im_text.empty()) {
-        im_tokens = tokenize_eval_text(tok, im_text);
-        try {
-            im_plan = plan_chunks(im_tokens.size(), opt.imatrix_ctx, opt.imatrix_chunks, cfg.n_ctx_train, 16);
-        } catch (const Error& e) {
-            throw_error(std::string("--imatrix-text: ") + e.what());
-        }
-    }
-    if (!ev_text.empty()) {
-        ev_tokens = tokenize_eval_text(tok, ev_text);
-        try {
-            ev_plan = plan_chunks(ev_tokens.size(), opt.eval_ctx, opt.eval_chunks, cfg.n_ctx_train, 4);
-        } catch (const Error& e) {
-            throw_error(std::string("--eval-text: ") + e.what());
-        }
-    }
+    auto plan_texts = [&](const GgufFile& f) {
+        const ModelConfig cfg = ModelConfig::from_gguf(f);
+        const Tokenizer tok = Tokenizer::from_gguf(f);
+        auto plan = [&](const std::string& text, const char* what, int ctx, int chunks, int min_ctx,
+                        std::vector<int32_t>* tokens) {
+            *tokens = tokenize_eval_text(tok, text);
+            try {
+                return plan_chunks(tokens->size(), ctx, chunks, cfg.n_ctx_train, min_ctx);
+            } catch (const Error& e) {
+                throw_error(std::string(what) + ": " + e.what());
+            }
+        };
+        if (!im_text.empty())
+            im_plan = plan(im_text, "--imatrix-text", opt.imatrix_ctx, opt.imatrix_chunks, 16, &im_tokens);
+        if (!ev_text.empty()) ev_plan = plan(ev_text, "--eval-text", opt.eval_ctx, opt.eval_chunks, 4, &ev_tokens);
+    };
+    if (src) plan_texts(*src);
 
     fs::create_directories(opt.out_dir);
     DirLock lock(opt.out_dir);
@@ -397,8 +407,17 @@ ReleaseResult make_release(const ReleaseOptions& opt) {
     bool kept = same_file || rel.keep(bf16);
     if (!kept) {
         const auto t0 = std::chrono::steady_clock::now();
-        rel.say(bf16.file + ": " + (all_bf16 ? "copying the BF16 source" : "converting the source to BF16"));
-        if (all_bf16) {
+        rel.say(bf16.file + ": " + (hf ? "converting the Hugging Face checkpoint"
+                                       : all_bf16 ? "copying the BF16 source" : "converting the source to BF16"));
+        if (hf) {
+            ConvertOptions c;
+            c.input_dir = opt.source;
+            c.output = bf16_path;
+            c.outtype = TypeId::BF16;
+            c.name = opt.name;
+            c.quiet = true;
+            convert_hf(c);
+        } else if (all_bf16) {
             copy_atomically(opt.source, bf16_path);
         } else {
             QuantizeOptions q;
@@ -413,6 +432,7 @@ ReleaseResult make_release(const ReleaseOptions& opt) {
     } else {
         rel.say(bf16.file + ": complete, kept");
     }
+    if (hf) plan_texts(*GgufFile::open(bf16_path));
     const ReleaseFile bf16_rec = rel.record(bf16, kept);
 
     // 2. The importance matrix, from the BF16 model.

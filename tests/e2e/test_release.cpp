@@ -14,6 +14,7 @@
 #include <sstream>
 #include <thread>
 
+#include "convert/hf_synth.h"
 #include "convert/synth.h"
 #include "core/error.h"
 #include "core/sha256.h"
@@ -270,6 +271,30 @@ TEST(Release, Bf16SourceIsCopied) {
     EXPECT_EQ(test::read_file_bytes(dir + "/synthetic-tiny.BF16.gguf"), test::read_file_bytes(o.source));
 }
 
+// A Hugging Face directory is converted to the BF16 file (named after the directory), then quantized.
+TEST(Release, FromHuggingFaceCheckpoint) {
+    HfSynthOptions h;
+    h.dir = test::temp_dir() + "/hf-tiny/";
+    h.shape = "tiny";
+    h.vocab_dir = test::golden("vocab/hf");
+    h.quiet = true;
+    write_hf_checkpoint(h);
+    const std::string dir = test::temp_dir() + "/out";
+    ReleaseOptions o = options(dir, false, false);
+    o.source = h.dir;
+    o.name.clear();
+    o.types = {"Q8_0"};
+    const ReleaseResult r = make_release(o);
+    ASSERT_EQ(r.files.size(), 2u);
+    EXPECT_EQ(r.files[0].file, "hf-tiny.Q8_0.gguf");
+    EXPECT_EQ(r.files[1].file, "hf-tiny.BF16.gguf");
+    const auto bf16 = GgufFile::open(dir + "/hf-tiny.BF16.gguf");
+    EXPECT_EQ(bf16->get_uint("general.file_type"), 32u);
+    EXPECT_EQ(bf16->get_string("general.name"), "hf-tiny");
+    EXPECT_EQ(verify_checksums(dir).size(), 2u);
+    EXPECT_TRUE(make_release(o).files[1].kept);
+}
+
 TEST(ReleaseBadInput, ClearErrorsBeforeAnyWork) {
     const std::string tmp = test::temp_dir();
     test::write_file_bytes(tmp + "/empty.txt", {});
@@ -300,7 +325,7 @@ TEST(ReleaseBadInput, ClearErrorsBeforeAnyWork) {
               1);
     EXPECT_NE(err.find("F32, F16 or BF16 source"), std::string::npos) << err;
     EXPECT_EQ(test::run_gemma("release " + tmp + " --out " + tmp + "/out", nullptr, &err), 1);
-    EXPECT_NE(err.find("not yet supported"), std::string::npos) << err;
+    EXPECT_NE(err.find("not a Hugging Face checkpoint"), std::string::npos) << err;
     EXPECT_FALSE(fs::exists(tmp + "/out"));
 }
 
