@@ -68,6 +68,9 @@ std::vector<int64_t> sizes_for(TypeId wt) {
     return {256, 768, 2304, 4096};
 }
 
+// Smallest alignment a row of this type may have: float rows are read as float / uint16, blocks are packed.
+size_t elem_align(TypeId t) { return type_traits(t).quantized ? 1 : static_cast<size_t>(type_traits(t).type_size); }
+
 // A buffer whose data starts `misalign` bytes past a 64-byte boundary.
 struct Buf {
     std::vector<uint8_t> raw;
@@ -217,7 +220,7 @@ TEST_P(KernelsByType, ConvertActBitIdenticalToRef) {
                 const auto want = convert_act(Isa::Ref, wt, xs, n);
                 IsaGuard g;
                 ASSERT_TRUE(set_isa(isa));
-                Buf dst(want.size(), 1 + variant);  // converters must not assume aligned output
+                Buf dst(want.size(), elem_align(type_traits(wt).vec_dot_type) * (1 + variant));  // unaligned output
                 convert_act_row(wt, xs, dst.p, n);
                 for (size_t i = 0; i < want.size(); ++i)
                     ASSERT_EQ(want[i], dst.p[i]) << isa_name(isa) << " " << type_name(wt) << " n=" << n
@@ -323,20 +326,20 @@ TEST_P(KernelsByType, IsaVecDotMatchesRef) {
                 const auto w = random_weight_row(rng, wt, n);
                 const auto x = test_activations(rng, n, variant);
                 const auto a = convert_act(Isa::Ref, wt, x.data(), n);
-                Buf wb(w.size(), 1 + variant), ab(a.size(), 3 - variant);  // misaligned on purpose
+                // Misaligned on purpose (to the element size for float rows, which are read as float / uint16).
+                Buf wb(w.size(), elem_align(wt) * (1 + variant)), ab(a.size(), elem_align(tt.vec_dot_type) * (3 - variant));
                 std::memcpy(wb.p, w.data(), w.size());
                 std::memcpy(ab.p, a.data(), a.size());
                 const float want = dot_on(Isa::Ref, wt, n, wb.p, ab.p);
                 const float got = dot_on(isa, wt, n, wb.p, ab.p);
-                // Magnitude from the integer-exact terms: |w|·|a| with w re-dotted against |a| via Ref is not
-                // available generically, so bound by the ref dot of |dequantized| values when we can.
+                // mag = sum |w_i a_i| over dequantized values; without a dequantizer, a coarse bound.
                 std::vector<float> wf(static_cast<size_t>(n));
                 double mag = 0.0;
                 if (try_impl([&] { tt.dequantize_row(w.data(), wf.data(), n); })) {
                     const auto av = decode_act(tt.vec_dot_type, a.data(), n);
                     for (int64_t i = 0; i < n; ++i) mag += std::fabs(static_cast<double>(wf[i]) * av[i]);
                 } else {
-                    mag = std::fabs(want) * 100.0 + 1e-3;  // no dequantizer yet: a coarse bound
+                    mag = std::fabs(want) * 100.0 + 1e-3;
                 }
                 EXPECT_NEAR(got, want, rel * mag + 1e-30)
                     << isa_name(isa) << " " << type_name(wt) << " n=" << n << " variant=" << variant;
@@ -353,7 +356,7 @@ TEST_P(KernelsByType, GemmEqualsVecDotAndIgnoresRowSplit) {
     const int64_t n = sizes_for(wt)[1];
     const int64_t rows = 11, max_tok = 7;
     const size_t wrb = row_size(wt, n), arb = act_row_size(wt, n);
-    Buf W(wrb * rows, 2), A(arb * max_tok, 1);
+    Buf W(wrb * rows, 2 * elem_align(wt)), A(arb * max_tok, elem_align(type_traits(wt).vec_dot_type));
     for (int64_t r = 0; r < rows; ++r) {
         const auto w = random_weight_row(rng, wt, n);
         std::memcpy(W.p + r * wrb, w.data(), wrb);
