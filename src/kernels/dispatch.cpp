@@ -116,6 +116,7 @@ void convert_act_row(TypeId wt, const float* x, void* dst, int64_t n) {
 void vec_dot(TypeId wt, int64_t n, float* s, const void* w, const void* a) {
     const detail::VecDotFn f = table().vec_dot[detail::idx(wt)];
     if (f == nullptr) no_kernel("vec_dot", wt);
+    GEMMA_ASSERT(n % type_traits(wt).block_size == 0);  // kernels only see whole blocks
     f(n, s, w, a);
 }
 
@@ -123,6 +124,7 @@ void gemm(TypeId wt, int64_t n, const void* W, size_t w_row_bytes, int64_t r0, i
           size_t act_row_bytes, int64_t n_tok, float* out, int64_t out_stride) {
     const KernelTable& t = table();
     if (r0 >= r1 || n_tok <= 0) return;
+    GEMMA_ASSERT(n % type_traits(wt).block_size == 0);
     if (const detail::GemmFn g = t.gemm[detail::idx(wt)]) {
         g(n, W, w_row_bytes, r0, r1, act, act_row_bytes, n_tok, out, out_stride);
         return;
