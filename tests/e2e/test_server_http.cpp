@@ -151,7 +151,9 @@ void expect_error(const httplib::Result& r, int status, const std::string& type,
     ASSERT_TRUE(j.contains("error")) << r->body;
     EXPECT_EQ(j["error"]["type"], type) << r->body;
     EXPECT_TRUE(j["error"]["message"].is_string());
-    if (!what.empty()) EXPECT_NE(r->body.find(what), std::string::npos) << r->body;
+    if (!what.empty()) {
+        EXPECT_NE(r->body.find(what), std::string::npos) << r->body;
+    }
 }
 
 TEST(ServerHttp, HealthSaysLoadingUntilTheModelIsAttached) {
@@ -184,8 +186,8 @@ TEST(ServerHttp, ModelsPropsSlotsTokenize) {
 
     j = body_of(live.post("/tokenize", {{"content", "Hello world"}, {"add_special", true}}));
     const std::vector<int> ids = j["tokens"];
-    EXPECT_EQ(ids, std::vector<int>(tiny().tok->encode("Hello world", true, true).begin(),
-                                    tiny().tok->encode("Hello world", true, true).end()));
+    const std::vector<TokenId> want = tiny().tok->encode("Hello world", true, true);
+    EXPECT_EQ(ids, std::vector<int>(want.begin(), want.end()));
     j = body_of(live.post("/tokenize", {{"content", "Hi"}, {"with_pieces", true}}));
     EXPECT_TRUE(j["tokens"][0].contains("piece"));
     j = body_of(live.post("/detokenize", {{"tokens", ids}}));

@@ -90,7 +90,7 @@ private:
 
 int run_shell(const std::string& cmd, std::string* out) {
     const std::string file = test::temp_dir() + "/out";
-    const int rc = std::system((cmd + " >" + file + " 2>&1").c_str());
+    const int rc = std::system(("(" + cmd + ") >" + file + " 2>&1").c_str());
     *out = slurp(file);
     return WIFEXITED(rc) ? WEXITSTATUS(rc) : 128;
 }
