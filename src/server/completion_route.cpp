@@ -23,44 +23,57 @@ ApiError generation_error(const TaskResult& r) {
     return ApiError(500, "server_error", "generation_failed", "generation failed: " + r.error);
 }
 
-// State of one event stream, shared by httplib's provider and releaser callbacks.
-struct Stream {
+// State of one response, shared by httplib's provider and releaser callbacks. Both forms are written
+// through a content provider so that a client that goes away is noticed (a failed write, or
+// is_writable() while nothing is sent) and its slot freed at the scheduler's next step.
+struct Reply {
     std::shared_ptr<Task> task;
     CompletionRequest req;
     ResponseMeta meta;
     bool first = true;
+    Released all;  // non-streamed: everything so far
+
+    bool gone() {
+        task->cancel();
+        request_log_note() = "client disconnected";
+        return false;
+    }
 
     bool pump(httplib::DataSink& sink) {
         auto write = [&](const std::string& s) { return sink.write(s.data(), s.size()); };
-        auto gone = [&] {
-            // The client went away: its slot is freed at the scheduler's next step.
-            task->cancel();
-            request_log_note() = "client disconnected";
-            return false;
-        };
-        if (first && req.kind == Endpoint::Chat && !write(sse_data(chunk_json(req, meta, "", {}, true)))) return gone();
+        if (first && req.stream && req.kind == Endpoint::Chat &&
+            !write(sse_data(chunk_json(req, meta, "", {}, true))))
+            return gone();
         first = false;
         for (;;) {
             Released got;
             TaskResult res;
-            const bool done = task->take(&got, &res, 250ms);
+            const bool done = task->take(req.stream ? &got : &all, &res, 250ms);
             if (!got.empty() && !write(sse_data(chunk_json(req, meta, got.text, got.tokens, false)))) return gone();
             if (done) {
-                bool ok = true;
-                if (res.finish_reason == "error") {
-                    ok = write(sse_data(error_body(generation_error(res))));
-                } else {
-                    ok = write(sse_data(final_chunk_json(req, meta, res)));
-                    if (ok && req.include_usage) ok = write(sse_data(usage_chunk_json(req, meta, res)));
-                }
-                if (!ok || !write(std::string(kSseDone))) return gone();
+                if (!finish(res, write)) return gone();
                 sink.done();
                 request_log_note() = describe(res);
                 return true;
             }
-            // Quiet while the prompt is processed: make sure someone is still listening.
+            // Nothing to send (queued, prompt processing, or a non-streamed reply): is anyone listening?
             if (got.empty() && !sink.is_writable()) return gone();
         }
+    }
+
+    template <typename W>
+    bool finish(const TaskResult& res, W& write) {
+        if (!req.stream) {
+            // The status line is out already; a failure this late (an internal error, never bad input)
+            // can only be reported in the body.
+            return write(dump(res.finish_reason == "error" ? error_body(generation_error(res))
+                                                           : response_json(req, meta, all.text, all.tokens, res)));
+        }
+        if (res.finish_reason == "error") return write(sse_data(error_body(generation_error(res)))) &&
+                                                 write(std::string(kSseDone));
+        return write(sse_data(final_chunk_json(req, meta, res))) &&
+               (!req.include_usage || write(sse_data(usage_chunk_json(req, meta, res)))) &&
+               write(std::string(kSseDone));
     }
 };
 
@@ -75,22 +88,18 @@ void handle_completion(const Backend& be, Endpoint kind, const httplib::Request&
                        "The server is busy: all " + std::to_string(be.sched->n_slots()) +
                            " slots and the request queue are taken. Retry later.");
     ResponseMeta meta = make_meta(kind, be.model_id);
-
-    if (!r.stream) {
-        Released all;
-        TaskResult result;
-        while (!task->take(&all, &result, 1000ms)) {
-        }
-        if (result.finish_reason == "error") throw generation_error(result);
-        res.set_content(dump(response_json(r, meta, all.text, all.tokens, result)), "application/json");
-        request_log_note() = describe(result);
-        return;
+    const bool sse = r.stream;
+    auto st = std::make_shared<Reply>();
+    st->task = std::move(task);
+    st->req = std::move(r);
+    st->meta = std::move(meta);
+    if (sse) {
+        res.set_header("Cache-Control", "no-cache");
+        res.set_header("X-Accel-Buffering", "no");
     }
-    auto st = std::make_shared<Stream>(Stream{task, std::move(r), std::move(meta)});
-    res.set_header("Cache-Control", "no-cache");
-    res.set_header("X-Accel-Buffering", "no");
     res.set_chunked_content_provider(
-        "text/event-stream", [st](size_t, httplib::DataSink& sink) { return st->pump(sink); },
+        sse ? "text/event-stream" : "application/json",
+        [st](size_t, httplib::DataSink& sink) { return st->pump(sink); },
         [st](bool) {
             // Whatever ended the response (a write error, a closed socket, server shutdown), the task
             // must not keep its slot.

@@ -19,7 +19,10 @@ namespace gemma::server {
 struct SchedulerParams {
     int n_slots = 4;
     int64_t n_ctx = 0;          // positions per slot; 0: min(n_ctx_train, 4096)
-    int64_t n_batch = 512;      // tokens per pass (one per decoding slot, the rest for prompts)
+    // Tokens per pass: one per decoding slot, the rest for prompts. Small enough that a new prompt
+    // does not stall the streams for long and that a cancel is honoured within one pass; the CPU
+    // kernels gain nothing from bigger batches (their tiles are a few tokens wide).
+    int64_t n_batch = 128;
     int max_queue = 64;         // requests waiting for a slot beyond the slots themselves
     int n_threads = 0;          // <= 0: all cores
     TypeId kv_type = TypeId::F16;

@@ -276,6 +276,23 @@ TEST(ServerHttp, DisconnectMidStreamFreesTheSlot) {
     EXPECT_LT(std::chrono::steady_clock::now() - t0, 30s);
 }
 
+TEST(ServerHttp, ClientGivingUpOnANonStreamedReplyFreesTheSlot) {
+    Live live(opts(1, 4, 4096));
+    auto c = live.client();
+    c->set_read_timeout(0, 300000);  // leaves while the (unbounded) generation runs
+    const auto r = c->Post("/v1/chat/completions", chat_body("Go on forever", -1, 9).dump(), "application/json");
+    EXPECT_FALSE(r);
+    c.reset();
+    bool idle = false;
+    for (int i = 0; i < 100 && !idle; ++i) {
+        idle = body_of(live.get("/slots"))[0]["is_processing"] == false;
+        if (!idle) std::this_thread::sleep_for(50ms);
+    }
+    EXPECT_TRUE(idle) << "the slot is still busy after the client left";
+    EXPECT_LT(body_of(live.get("/slots"))[0]["n_cached"].get<int>(), 4000);
+    EXPECT_EQ(live.post("/v1/chat/completions", chat_body("Next", 3, 1))->status, 200);
+}
+
 TEST(ServerHttp, BadInputGetsItsStatusAndTheServerKeepsServing) {
     server::ServerOptions o = opts(2, 8, 64);
     o.max_body_bytes = 64 * 1024;
