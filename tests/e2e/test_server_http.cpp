@@ -238,9 +238,13 @@ TEST(ServerHttp, ChatAndCompletionShapesStreamedAndNot) {
 }
 
 TEST(ServerHttp, EightConcurrentStreamsEqualTheirSoloRuns) {
-    Live live(opts(4, 8));
+    // Small passes: prompts (~40 tokens) are split over several passes, next to other slots' decode steps.
+    server::ServerOptions o = opts(4, 8);
+    o.sched.n_batch = 16;
+    Live live(o);
     std::vector<json> reqs;
-    for (int i = 0; i < 8; ++i) reqs.push_back(chat_body("Story number " + std::to_string(i) + " begins", 16, 100 + i));
+    for (int i = 0; i < 8; ++i)
+        reqs.push_back(chat_body("Story number " + std::to_string(i) + " begins on a dark and stormy night", 16, 100 + i));
     std::vector<StreamResult> solo;
     for (const json& q : reqs) solo.push_back(stream(live, "/v1/chat/completions", q));
     std::vector<StreamResult> together(reqs.size());
