@@ -79,8 +79,8 @@ struct Reply {
 
 }  // namespace
 
-void handle_completion(const Backend& be, Endpoint kind, const httplib::Request& req, httplib::Response& res) {
-    CompletionRequest r = parse_completion_request(kind, parse_body(req.body), be.limits);
+void handle_completion(const Backend& be, Endpoint kind, const std::string& body, httplib::Response& res) {
+    CompletionRequest r = parse_completion_request(kind, parse_body(body), be.limits);
     r.gen.prompt = prompt_tokens(r, *be.tok, be.limits);
     std::shared_ptr<Task> task = be.sched->submit(r.gen);
     if (!task)

@@ -31,6 +31,6 @@ std::string& request_log_note();
 void send_error(httplib::Response& res, const ApiError& e);
 
 // POST /v1/chat/completions and /v1/completions, streamed or not.
-void handle_completion(const Backend& be, Endpoint kind, const httplib::Request& req, httplib::Response& res);
+void handle_completion(const Backend& be, Endpoint kind, const std::string& body, httplib::Response& res);
 
 }  // namespace gemma::server

@@ -55,17 +55,35 @@ struct HttpServer::Impl {
 
     // Route wrapper: the loaded backend, or 503; ApiError -> its status; anything else -> 500.
     template <typename F>
+    void guarded(httplib::Response& res, F&& fn) {
+        const Backend* be = backend.load(std::memory_order_acquire);
+        try {
+            if (!be) throw ApiError(503, "unavailable_error", "model_loading", "Loading model");
+            fn(*be);
+        } catch (const ApiError& e) {
+            send_error(res, e);
+        } catch (const std::exception& e) {
+            send_error(res, ApiError(500, "server_error", "internal_error", e.what()));
+        }
+    }
+    template <typename F>
     httplib::Server::Handler route(F fn) {
         return [this, fn](const httplib::Request& req, httplib::Response& res) {
-            const Backend* be = backend.load(std::memory_order_acquire);
-            try {
-                if (!be) throw ApiError(503, "unavailable_error", "model_loading", "Loading model");
-                fn(*be, req, res);
-            } catch (const ApiError& e) {
-                send_error(res, e);
-            } catch (const std::exception& e) {
-                send_error(res, ApiError(500, "server_error", "internal_error", e.what()));
-            }
+            guarded(res, [&](const Backend& be) { fn(be, req, res); });
+        };
+    }
+    // POST routes read the body themselves: a JSON body is taken as JSON whatever its Content-Type
+    // (curl -d says form-urlencoded, which httplib would otherwise parse as a form, capped at 8 KiB).
+    template <typename F>
+    httplib::Server::HandlerWithContentReader post_route(F fn) {
+        return [this, fn](const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& read) {
+            std::string body;
+            const bool ok = read([&](const char* data, size_t n) {
+                body.append(data, n);
+                return true;
+            });
+            if (!ok) return;  // httplib has set the status (413 too large, 400 broken); the error handler fills in
+            guarded(res, [&](const Backend& be) { fn(be, req, body, res); });
         };
     }
 
@@ -164,17 +182,18 @@ void HttpServer::Impl::setup() {
             arr.push_back({{"id", s.id}, {"is_processing", s.busy}, {"n_ctx", s.n_ctx}, {"n_cached", s.n_cached}});
         res.set_content(dump(arr), "application/json");
     }));
-    http.Post("/tokenize", route([](const Backend& be, const httplib::Request& req, httplib::Response& res) {
-        res.set_content(dump(tokenize_json(parse_body(req.body), *be.tok)), "application/json");
+    using Body = const std::string&;
+    http.Post("/tokenize", post_route([](const Backend& be, const httplib::Request&, Body body, httplib::Response& res) {
+        res.set_content(dump(tokenize_json(parse_body(body), *be.tok)), "application/json");
     }));
-    http.Post("/detokenize", route([](const Backend& be, const httplib::Request& req, httplib::Response& res) {
-        res.set_content(dump(detokenize_json(parse_body(req.body), *be.tok)), "application/json");
+    http.Post("/detokenize", post_route([](const Backend& be, const httplib::Request&, Body body, httplib::Response& res) {
+        res.set_content(dump(detokenize_json(parse_body(body), *be.tok)), "application/json");
     }));
-    auto chat = route([](const Backend& be, const httplib::Request& req, httplib::Response& res) {
-        handle_completion(be, Endpoint::Chat, req, res);
+    auto chat = post_route([](const Backend& be, const httplib::Request&, Body body, httplib::Response& res) {
+        handle_completion(be, Endpoint::Chat, body, res);
     });
-    auto completions = route([](const Backend& be, const httplib::Request& req, httplib::Response& res) {
-        handle_completion(be, Endpoint::Completion, req, res);
+    auto completions = post_route([](const Backend& be, const httplib::Request&, Body body, httplib::Response& res) {
+        handle_completion(be, Endpoint::Completion, body, res);
     });
     for (const char* p : {"/v1/chat/completions", "/chat/completions"}) http.Post(p, chat);
     for (const char* p : {"/v1/completions", "/completions"}) http.Post(p, completions);

@@ -346,6 +346,12 @@ TEST(ServerHttp, BadInputGetsItsStatusAndTheServerKeepsServing) {
     b["frobnicate"] = {{"x", 1}};
     EXPECT_EQ(live.post(chat, b)->status, 200);
 
+    // Whatever the Content-Type says (curl -d sends form-urlencoded), a JSON body is read as JSON.
+    const std::string big = chat_body(std::string(20000, 'a'), 1, 1).dump();
+    EXPECT_EQ(live.client()->Post(chat.c_str(), big, "application/x-www-form-urlencoded")->status, 400);  // too long
+    b = chat_body("hi", 1, 1);
+    b["user"] = std::string(20000, 'u');  // past httplib's 8 KiB form limit; an ignored field
+    EXPECT_EQ(live.client()->Post(chat.c_str(), b.dump(), "application/x-www-form-urlencoded")->status, 200);
     expect_error(live.get("/v1/nothing-here"), 404, "not_found_error");
     expect_error(live.post("/v1/chat/completions", chat_body(std::string(100 * 1024, 'a'), 2, 1)), 413,
                  "invalid_request_error");
