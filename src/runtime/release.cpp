@@ -434,13 +434,16 @@ ReleaseResult make_release(const ReleaseOptions& opt) {
     }
     if (hf) plan_texts(*GgufFile::open(bf16_path));
     const ReleaseFile bf16_rec = rel.record(bf16, kept);
+    // Everything below is made from the BF16 file, so a new BF16 file invalidates it all.
+    const std::string from = bf16_rec.sha256.substr(0, 16);
 
     // 2. The importance matrix, from the BF16 model.
     std::string im_path, im_sha, im_desc = "none";
     std::optional<ReleaseFile> im_rec;
     if (!im_text.empty()) {
         const Step st{name + ".imatrix.gguf", "imatrix",
-                      strf("imatrix text=%s ctx=%d chunks=%d", sha256_hex(im_text).c_str(), im_plan.ctx, im_plan.n_chunks)};
+                      strf("imatrix of %s text=%s ctx=%d chunks=%d", from.c_str(), sha256_hex(im_text).c_str(),
+                           im_plan.ctx, im_plan.n_chunks)};
         im_path = rel.path(st.file);
         kept = rel.keep(st);
         if (!kept) {
@@ -470,7 +473,7 @@ ReleaseResult make_release(const ReleaseOptions& opt) {
     const size_t n_steps = types.size();
     for (size_t i = 0; i < n_steps; ++i) {
         const LadderType lt = *find_ladder_type(types[i]);
-        Step st{name + "." + types[i] + ".gguf", types[i], lt.name};
+        Step st{name + "." + types[i] + ".gguf", types[i], std::string(lt.name) + " of " + from};
         if (lt.needs_imatrix && im_path.empty()) {
             result.notes.push_back(types[i] + " was skipped: it needs an importance matrix (pass --imatrix-text FILE)");
             rel.say("[" + std::to_string(i + 1) + "/" + std::to_string(n_steps) + "] " + st.file + ": skipped (" +
