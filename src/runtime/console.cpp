@@ -1,19 +1,28 @@
 // SIGINT to flag, and line reading on fd 0 that notices the interrupt (std::getline would just fail).
 #include "runtime/console.h"
 
+#include <pthread.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <csignal>
-#include <unistd.h>
 
 namespace gemma::console {
 namespace {
 
 std::atomic<bool> g_cancel{false};
 std::atomic<int> g_count{0};
+pthread_t g_main_thread;
 static_assert(std::atomic<bool>::is_always_lock_free && std::atomic<int>::is_always_lock_free,
               "the signal handler needs lock-free atomics");
 
 void on_sigint(int) {
+    // The kernel may pick any thread (the model's workers too); only the main thread's read() must see
+    // EINTR, so pass the signal on to it.
+    if (!pthread_equal(pthread_self(), g_main_thread)) {
+        pthread_kill(g_main_thread, SIGINT);
+        return;
+    }
     g_cancel.store(true);
     g_count.fetch_add(1);
 }
@@ -27,6 +36,7 @@ std::string& carry() {
 }  // namespace
 
 void install_interrupt_handler() {
+    g_main_thread = pthread_self();
     struct sigaction sa = {};
     sa.sa_handler = on_sigint;
     sigemptyset(&sa.sa_mask);

@@ -6,7 +6,8 @@
 namespace gemma::console {
 
 // Installs a SIGINT handler (without SA_RESTART, so a blocked read returns) that raises cancel_flag()
-// and counts presses. Idempotent.
+// and counts presses; a signal landing on another thread is forwarded to the calling (main) thread.
+// Idempotent; call it from the thread that reads stdin.
 void install_interrupt_handler();
 std::atomic<bool>& cancel_flag();
 int interrupt_count();

@@ -77,9 +77,10 @@ int run_run(int argc, char** argv) {
     app.footer("Examples:\n"
                "  gemma run model.gguf -p \"The capital of France is\" -n 32\n"
                "  gemma run model.gguf -p \"Once upon a time\" -n 200 --temp 0.7 --seed 42   # same seed, same text\n"
-               "  gemma run model.gguf -p \"def fib(n):\" --temp 0 --stop \"\\n\\n\"            # greedy, stop at a blank line\n"
+               "  gemma run model.gguf -p \"def fib(n):\" --temp 0 --stop $'\\n\\n'            # greedy, stop at a blank line\n"
                "  gemma run model.gguf -f prompt.txt -n 64 -t 2 --ctx 2048\n"
-               "  gemma run model.gguf -p \"<start_of_turn>user\\nHi<end_of_turn>\\n<start_of_turn>model\\n\"  # a raw chat turn");
+               "  gemma run model.gguf -p $'<start_of_turn>user\\nHi<end_of_turn>\\n<start_of_turn>model\\n'  # a raw chat turn\n"
+               "Text is used as given (no escape processing): use the shell's $'...' quoting for newlines.");
     CLI11_PARSE(app, argc, argv);
 
     if (p_opt->count() == 0 && f_opt->count() == 0 && tokens_str.empty())
