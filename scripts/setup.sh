@@ -14,3 +14,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
 fi
+# The server acceptance test drives the official openai npm client; install its locked version once.
+if [ ! -f tests/server/node_modules/openai/package.json ]; then
+  (cd "$(dirname "$0")/../tests/server" && npm ci --no-audit --no-fund --fetch-retries=3)
+fi
