@@ -23,7 +23,7 @@ int run_release(int argc, char** argv) {
                "      --imatrix-text calibration.txt --eval-text wiki.test.raw --eval-chunks 16\n");
     gemma::ReleaseOptions o;
     std::string types = "all";
-    app.add_option("source", o.source, "F32/F16/BF16 GGUF of the model")->required();
+    app.add_option("source", o.source, "Hugging Face checkpoint directory (converted to BF16 first) or an F32/F16/BF16 GGUF")->required();
     app.add_option("--out", o.out_dir, "output directory")->required();
     app.add_option("--types", types, "all (default) or a comma-separated list, e.g. Q4_K_M,Q8_0");
     app.add_option("--name", o.name, "file name prefix (default: the model's general.name)");
