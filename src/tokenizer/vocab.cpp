@@ -235,8 +235,11 @@ void Vocab::build(const std::string& name) {
         if (control_[i] || t == TokenType::UserDefined || t == TokenType::Unknown)
             specials_.push_back(static_cast<TokenId>(i));
     }
-    std::stable_sort(specials_.begin(), specials_.end(), [&](TokenId a, TokenId b) {
-        return text(a).size() > text(b).size();
+    // Longest first, ties by id (the order a stable sort of the ascending ids gives; std::stable_sort's
+    // temporary buffer trips GCC 12's ASan new/free mismatch false positive).
+    std::sort(specials_.begin(), specials_.end(), [&](TokenId a, TokenId b) {
+        const size_t la = text(a).size(), lb = text(b).size();
+        return la != lb ? la > lb : a < b;
     });
 
     for (int b = 0; b < 256; ++b) {
