@@ -30,6 +30,11 @@ inline uint32_t load_u32(const void* p) {
 }
 
 inline __m256 fp16x1_splat(const void* p) { return _mm256_set1_ps(fp16_to_f32(load_u16(p))); }
+// The same value in every lane, converted by the vector unit: the compiler cannot see that it is a splat, so a
+// product of two of these stays one vmulps instead of becoming vmulss + vbroadcastss.
+inline __m256 fp16x8_splat(const void* p) {
+    return _mm256_cvtph_ps(_mm_set1_epi16(static_cast<short>(load_u16(p))));
+}
 
 inline __m256i loadu256(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
 inline __m128i loadu128(const void* p) { return _mm_loadu_si128(static_cast<const __m128i*>(p)); }

@@ -78,8 +78,9 @@ template <typename F>
 struct LegacyKernel {
     using Block = typename F::Block;
     using Act = typename F::Act;
-    static constexpr int kMaxR = 4;
-    static constexpr int kMaxT = 3;
+    // 3 x 4: twelve accumulators; wider tiles make GCC spill them to the stack on every block.
+    static constexpr int kMaxR = 3;
+    static constexpr int kMaxT = 4;
 
     template <int R, int T>
     static void tile(int64_t n, const uint8_t* w, size_t wrb, const uint8_t* a, size_t arb, float* out,
@@ -102,37 +103,41 @@ struct LegacyKernel {
             }
         const __m256i ones = _mm256_set1_epi16(1);
         for (int64_t b = 0; b < nb; ++b) {
-            __m256i q[R], qabs[R];
-            __m256 dw[R];
-            float mw[R];
-            #pragma GCC unroll 8
-            for (int r = 0; r < R; ++r) {
-                q[r] = F::quants(wr[r] + b);
-                if constexpr (F::kKind == Kind::Signed) qabs[r] = _mm256_abs_epi8(q[r]);
-                dw[r] = fp16x1_splat(&wr[r][b].d);
-                if constexpr (F::kKind == Kind::Min) mw[r] = fp16_to_f32(load_u16(&wr[r][b].m));
-            }
+            // Per token of the block: the offset correction and the scale, read R times below.
+            __m256i off[T];
+            __m256 da[T];
+            float sa[T];
             #pragma GCC unroll 8
             for (int t = 0; t < T; ++t) {
-                const __m256i av = loadu256(at[t][b].qs);
-                const __m256 da = fp16x1_splat(&at[t][b].d);
-                __m256i off = _mm256_setzero_si256();
-                if constexpr (F::kKind == Kind::Offset) off = _mm256_maddubs_epi16(_mm256_set1_epi8(F::kOff), av);
-                float sa = 0.0f;
-                if constexpr (F::kKind == Kind::Min) sa = fp16_to_f32(load_u16(&at[t][b].s));
+                if constexpr (F::kKind == Kind::Offset)
+                    off[t] = _mm256_maddubs_epi16(_mm256_set1_epi8(F::kOff), loadu256(at[t][b].qs));
+                da[t] = fp16x8_splat(&at[t][b].d);
+                if constexpr (F::kKind == Kind::Min) sa[t] = fp16_to_f32(load_u16(&at[t][b].s));
+            }
+            // Row-major inside the block: one row's unpacked quants and scale live in registers while every
+            // token of the tile uses them; activations come straight from L1 as memory operands.
+            #pragma GCC unroll 8
+            for (int r = 0; r < R; ++r) {
+                const __m256i q = F::quants(wr[r] + b);
+                __m256i qabs = q;
+                if constexpr (F::kKind == Kind::Signed) qabs = _mm256_abs_epi8(q);
+                const __m256 dw = fp16x8_splat(&wr[r][b].d);
+                float mw = 0.0f;
+                if constexpr (F::kKind == Kind::Min) mw = fp16_to_f32(load_u16(&wr[r][b].m));
                 #pragma GCC unroll 8
-                for (int r = 0; r < R; ++r) {
+                for (int t = 0; t < T; ++t) {
+                    const __m256i av = loadu256(at[t][b].qs);
                     __m256i p16;
                     if constexpr (F::kKind == Kind::Offset) {
-                        p16 = _mm256_sub_epi16(_mm256_maddubs_epi16(q[r], av), off);
+                        p16 = _mm256_sub_epi16(_mm256_maddubs_epi16(q, av), off[t]);
                     } else if constexpr (F::kKind == Kind::Min) {
-                        p16 = _mm256_maddubs_epi16(q[r], av);
-                        summs[r][t] += mw[r] * sa;
+                        p16 = _mm256_maddubs_epi16(q, av);
+                        summs[r][t] += mw * sa[t];
                     } else {
-                        p16 = _mm256_maddubs_epi16(qabs[r], _mm256_sign_epi8(av, q[r]));
+                        p16 = _mm256_maddubs_epi16(qabs, _mm256_sign_epi8(av, q));
                     }
                     const __m256 p = _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, ones));
-                    acc[r][t] = _mm256_fmadd_ps(p, _mm256_mul_ps(dw[r], da), acc[r][t]);
+                    acc[r][t] = _mm256_fmadd_ps(p, _mm256_mul_ps(dw, da[t]), acc[r][t]);
                 }
             }
         }
