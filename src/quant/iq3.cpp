@@ -15,6 +15,7 @@ namespace gemma {
 namespace {
 
 constexpr int kMaxQ = 8;  // levels 0..7, coordinates 2l+1
+constexpr int kMaxNeighbours = 1024;  // the longest list in either grid is far shorter (asserted)
 
 // The two variants differ only in these knobs (ggml shares one search for both grids).
 struct Iq3Variant {
@@ -30,22 +31,36 @@ constexpr Iq3Variant kS{512, false, 9, false, true};
 // Among the listed neighbours, the first strict minimum of sum w_i*(scale*p_i - x_i)^2; writes its levels.
 int find_best_neighbour(const Iq3SearchGrid& g, uint32_t key, const float* xval, const float* waux, float scale,
                         int8_t* L) {
+    // Two passes: every distance first (independent lanes, each summed in ggml's order, so the compiler can
+    // vectorize across neighbours without changing a bit), then the first minimum in list order.
+    const size_t b = g.nb_begin[key];
+    const int n = static_cast<int>(g.nb_begin[key + 1] - b);
+    GEMMA_ASSERT(n > 0 && n <= kMaxNeighbours);
+    const float* c0 = g.nb_coord[0].data() + b;
+    const float* c1 = g.nb_coord[1].data() + b;
+    const float* c2 = g.nb_coord[2].data() + b;
+    const float* c3 = g.nb_coord[3].data() + b;
+    float d2[kMaxNeighbours];
+    for (int j = 0; j < n; ++j) {
+        const float e0 = scale * c0[j] - xval[0];
+        const float e1 = scale * c1[j] - xval[1];
+        const float e2 = scale * c2[j] - xval[2];
+        const float e3 = scale * c3[j] - xval[3];
+        float s = 0;
+        s += waux[0] * e0 * e0;
+        s += waux[1] * e1 * e1;
+        s += waux[2] * e2 * e2;
+        s += waux[3] * e3 * e3;
+        d2[j] = s;
+    }
     float best_d2 = FLT_MAX;
     int best = -1;
-    for (uint16_t idx : g.neighbours_of(key)) {
-        const uint32_t p = g.points[idx];
-        float d2 = 0;
-        for (int i = 0; i < 4; ++i) {
-            const float q = static_cast<float>((p >> (8 * i)) & 0xFF);
-            const float diff = scale * q - xval[i];
-            d2 += waux[i] * diff * diff;
-        }
-        if (d2 < best_d2) { best_d2 = d2; best = idx; }
-    }
+    for (int j = 0; j < n; ++j)
+        if (d2[j] < best_d2) { best_d2 = d2[j]; best = j; }
     GEMMA_ASSERT(best >= 0);
-    const uint32_t p = g.points[static_cast<size_t>(best)];
+    const uint32_t p = g.points[g.neighbours[b + static_cast<size_t>(best)]];
     for (int i = 0; i < 4; ++i) L[i] = static_cast<int8_t>((((p >> (8 * i)) & 0xFF) - 1) / 2);
-    return best;
+    return g.neighbours[b + static_cast<size_t>(best)];
 }
 
 uint32_t group_key(const int8_t* L) {

@@ -161,6 +161,14 @@ Iq3SearchGrid build_search_grid(const uint32_t* dequant_grid, int size, int shif
                 if (dist[static_cast<size_t>(j)] == d2) g.neighbours.push_back(static_cast<uint16_t>(j));
     }
     g.nb_begin[kKeys] = static_cast<uint32_t>(g.neighbours.size());
+    for (int i = 0; i < 4; ++i) {
+        g.nb_coord[i].reserve(g.neighbours.size());
+        for (uint16_t j : g.neighbours)
+            g.nb_coord[i].push_back(static_cast<float>((g.points[j] >> (8 * i)) & 0xFF));
+    }
+    for (int u = 0; u < kKeys; ++u)
+        g.max_neighbours = std::max(g.max_neighbours, static_cast<int>(g.nb_begin[static_cast<size_t>(u) + 1] -
+                                                                       g.nb_begin[static_cast<size_t>(u)]));
     return g;
 }
 

@@ -42,6 +42,10 @@ struct Iq3SearchGrid {
     std::vector<int32_t> map;           // key -> grid index, or -1 when off-grid (4096 entries)
     std::vector<uint32_t> nb_begin;     // key -> first neighbour in `neighbours` (4097 entries)
     std::vector<uint16_t> neighbours;   // grid indices, per key sorted by (distance, index)
+    // The neighbours' point coordinates (2*l_i + 1) as floats, one array per coordinate, aligned with
+    // `neighbours`: the distance loop then runs over contiguous floats and vectorizes across neighbours.
+    std::vector<float> nb_coord[4];
+    int max_neighbours = 0;             // longest neighbour list of any key
 
     std::span<const uint16_t> neighbours_of(uint32_t key) const {
         return {neighbours.data() + nb_begin[key], nb_begin[key + 1] - nb_begin[key]};
