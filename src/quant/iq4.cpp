@@ -17,14 +17,15 @@ constexpr float kGroupMaxEps = 1e-15f;
 constexpr int kNtry = 7;  // llama-quantize never uses the ntry = -1 `_ref` variant
 
 // Nearest code-book entry; an exact midpoint goes to the upper entry (strict `<`), as in ggml.
+// ggml finds the bracketing pair by binary search; counting the entries <= x finds the same pair (the
+// 16 values rise strictly) without the four unpredictable branches that dominated IQ4 quantization.
 int best_index_int8(const int8_t* val, float x) {
     if (x <= val[0]) return 0;
     if (x >= val[15]) return 15;
-    int ml = 0, mu = 15;
-    while (mu - ml > 1) {
-        const int mav = (ml + mu) / 2;
-        if (x < val[mav]) mu = mav; else ml = mav;
-    }
+    if (x != x) return 15;  // NaN: where ggml's search ends
+    int ml = 0;
+    for (int k = 1; k < 15; ++k) ml += static_cast<float>(val[k]) <= x ? 1 : 0;
+    const int mu = ml + 1;
     return x - val[mu - 1] < val[mu] - x ? mu - 1 : mu;
 }
 
