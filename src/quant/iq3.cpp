@@ -29,7 +29,8 @@ constexpr Iq3Variant kXxs{256, true, 15, true, false};
 constexpr Iq3Variant kS{512, false, 9, false, true};
 
 // Among the listed neighbours, the first strict minimum of sum w_i*(scale*p_i - x_i)^2; writes its levels.
-int find_best_neighbour(const Iq3SearchGrid& g, uint32_t key, const float* xval, const float* waux, float scale,
+// -O2 leaves this loop scalar; vectorized lanes do the same operations in the same order, so the bytes stay.
+[[gnu::optimize("tree-vectorize")]] int find_best_neighbour(const Iq3SearchGrid& g, uint32_t key, const float* xval, const float* waux, float scale,
                         int8_t* L) {
     // Two passes: every distance first (independent lanes, each summed in ggml's order, so the compiler can
     // vectorize across neighbours without changing a bit), then the first minimum in list order.
@@ -41,16 +42,19 @@ int find_best_neighbour(const Iq3SearchGrid& g, uint32_t key, const float* xval,
     const float* c2 = g.nb_coord[2].data() + b;
     const float* c3 = g.nb_coord[3].data() + b;
     float d2[kMaxNeighbours];
+    const float x0 = xval[0], x1 = xval[1], x2 = xval[2], x3 = xval[3];
+    const float w0 = waux[0], w1 = waux[1], w2 = waux[2], w3 = waux[3];
+
     for (int j = 0; j < n; ++j) {
-        const float e0 = scale * c0[j] - xval[0];
-        const float e1 = scale * c1[j] - xval[1];
-        const float e2 = scale * c2[j] - xval[2];
-        const float e3 = scale * c3[j] - xval[3];
+        const float e0 = scale * c0[j] - x0;
+        const float e1 = scale * c1[j] - x1;
+        const float e2 = scale * c2[j] - x2;
+        const float e3 = scale * c3[j] - x3;
         float s = 0;
-        s += waux[0] * e0 * e0;
-        s += waux[1] * e1 * e1;
-        s += waux[2] * e2 * e2;
-        s += waux[3] * e3 * e3;
+        s += w0 * e0 * e0;
+        s += w1 * e1 * e1;
+        s += w2 * e2 * e2;
+        s += w3 * e3 * e3;
         d2[j] = s;
     }
     float best_d2 = FLT_MAX;
