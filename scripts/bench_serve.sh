@@ -7,6 +7,7 @@ threads=${THREADS:-2}
 dir=${BENCH_DIR:-/tmp/gemma-bench}
 port=${PORT:-8093}
 model=${1:-$dir/g2b-Q4_0.gguf}
+mkdir -p "$dir"
 if [ ! -f "$model" ]; then
   mkdir -p "$dir"
   [ -f "$dir/g2b-f16.gguf" ] || build/gemma synth "$dir/g2b-f16.gguf" --shape gemma-2b --outtype f16 -q
