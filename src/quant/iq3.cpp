@@ -29,8 +29,15 @@ constexpr Iq3Variant kXxs{256, true, 15, true, false};
 constexpr Iq3Variant kS{512, false, 9, false, true};
 
 // Among the listed neighbours, the first strict minimum of sum w_i*(scale*p_i - x_i)^2; writes its levels.
-// -O2 leaves this loop scalar; vectorized lanes do the same operations in the same order, so the bytes stay.
-[[gnu::optimize("tree-vectorize")]] int find_best_neighbour(const Iq3SearchGrid& g, uint32_t key, const float* xval, const float* waux, float scale,
+// GCC's -O2 leaves the distance loop scalar; vectorized lanes do the same operations in the same order, so
+// the bytes stay. (Clang vectorizes at -O2 already and does not know the attribute.)
+#if defined(__GNUC__) && !defined(__clang__)
+#define GEMMA_VECTORIZE [[gnu::optimize("tree-vectorize")]]
+#else
+#define GEMMA_VECTORIZE
+#endif
+
+GEMMA_VECTORIZE int find_best_neighbour(const Iq3SearchGrid& g, uint32_t key, const float* xval, const float* waux, float scale,
                         int8_t* L) {
     // Two passes: every distance first (independent lanes, each summed in ggml's order, so the compiler can
     // vectorize across neighbours without changing a bit), then the first minimum in list order.
