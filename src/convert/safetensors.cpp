@@ -10,7 +10,6 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <regex>
 #include <set>
 
 #include "core/error.h"
@@ -39,6 +38,24 @@ int64_t StTensor::n_elements() const {
 }
 
 namespace {
+
+// "model-<digits>-of-<digits>.safetensors" -> the two digit strings (by hand: GCC 12's <regex> trips
+// -Wmaybe-uninitialized inside libstdc++).
+bool parse_shard_name(const std::string& name, std::string& first, std::string& count) {
+    const std::string pre = "model-", mid = "-of-", suf = ".safetensors";
+    if (name.size() <= pre.size() + mid.size() + suf.size() || name.compare(0, pre.size(), pre) != 0 ||
+        name.compare(name.size() - suf.size(), suf.size(), suf) != 0)
+        return false;
+    const std::string core = name.substr(pre.size(), name.size() - pre.size() - suf.size());
+    const size_t m = core.find(mid);
+    if (m == std::string::npos) return false;
+    first = core.substr(0, m);
+    count = core.substr(m + mid.size());
+    auto digits = [](const std::string& d) {
+        return !d.empty() && std::all_of(d.begin(), d.end(), [](char c) { return c >= '0' && c <= '9'; });
+    };
+    return digits(first) && digits(count);
+}
 
 // Every dtype the safetensors format defines, so an unsupported-but-valid one gets a precise message.
 const std::set<std::string>& known_dtypes() {
@@ -183,14 +200,13 @@ SafetensorsSet SafetensorsSet::open_dir(const std::string& dir) {
     if (parts.empty()) throw_error(dir + ": no model.safetensors or model-*-of-*.safetensors weights found");
     if (!has_index) {
         // Shards without their index: at least notice a missing "-0000k-of-0000n" file.
-        static const std::regex shard(R"(model-(\d+)-of-(\d+)\.safetensors)");
-        std::smatch m;
-        if (std::regex_match(parts[0], m, shard)) {
-            const int total = std::stoi(m[2].str());
+        std::string first, count;
+        if (parse_shard_name(parts[0], first, count) && count.size() <= 9) {
+            const int total = std::stoi(count);
             for (int k = 1; k <= total; ++k) {
                 char want[64];
-                std::snprintf(want, sizeof want, "model-%0*d-of-%s.safetensors", static_cast<int>(m[1].length()), k,
-                              m[2].str().c_str());
+                std::snprintf(want, sizeof want, "model-%0*d-of-%s.safetensors", static_cast<int>(first.size()), k,
+                              count.c_str());
                 if (!std::binary_search(parts.begin(), parts.end(), std::string(want)))
                     throw_error(dir + ": shard '" + want + "' is missing");
             }

@@ -12,7 +12,6 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <regex>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -25,6 +24,19 @@ extern char** environ;
 
 namespace gemma {
 namespace {
+
+// The port of the server's "listening on http://HOST:PORT" line, or -1 before it is printed.
+int listening_port(const std::string& log) {
+    const std::string key = "listening on http://";
+    const size_t at = log.find(key);
+    if (at == std::string::npos) return -1;
+    const size_t colon = log.find(':', at + key.size());
+    if (colon == std::string::npos) return -1;
+    size_t end = colon + 1;
+    while (end < log.size() && log[end] >= '0' && log[end] <= '9') ++end;
+    if (end == colon + 1 || end - colon - 1 > 5) return -1;
+    return std::stoi(log.substr(colon + 1, end - colon - 1));
+}
 
 std::string slurp(const std::string& path) {
     std::ifstream f(path);
@@ -63,11 +75,9 @@ public:
     // Waits for the listening line and then for /health to say ok; returns the port or -1.
     int wait_ready(std::chrono::seconds limit) {
         const auto end = std::chrono::steady_clock::now() + limit;
-        const std::regex re("listening on http://[^:]+:([0-9]+)");
         while (std::chrono::steady_clock::now() < end && pid_ > 0) {
-            std::smatch m;
             const std::string log = slurp(log_);
-            if (port_ < 0 && std::regex_search(log, m, re)) port_ = std::stoi(m[1]);
+            if (port_ < 0) port_ = listening_port(log);
             if (port_ > 0) {
                 httplib::Client c("127.0.0.1", port_);
                 if (auto r = c.Get("/health"); r && r->status == 200) return port_;
