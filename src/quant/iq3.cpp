@@ -15,7 +15,7 @@ namespace gemma {
 namespace {
 
 constexpr int kMaxQ = 8;  // levels 0..7, coordinates 2l+1
-constexpr int kMaxNeighbours = 1024;  // the longest list in either grid is far shorter (asserted)
+constexpr int kMaxNeighbours = 1024;  // the longest list in either grid is far shorter (asserted per search)
 
 // The two variants differ only in these knobs (ggml shares one search for both grids).
 struct Iq3Variant {

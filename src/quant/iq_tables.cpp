@@ -166,9 +166,6 @@ Iq3SearchGrid build_search_grid(const uint32_t* dequant_grid, int size, int shif
         for (uint16_t j : g.neighbours)
             g.nb_coord[i].push_back(static_cast<float>((g.points[j] >> (8 * i)) & 0xFF));
     }
-    for (int u = 0; u < kKeys; ++u)
-        g.max_neighbours = std::max(g.max_neighbours, static_cast<int>(g.nb_begin[static_cast<size_t>(u) + 1] -
-                                                                       g.nb_begin[static_cast<size_t>(u)]));
     return g;
 }
 

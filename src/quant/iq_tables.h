@@ -45,7 +45,6 @@ struct Iq3SearchGrid {
     // The neighbours' point coordinates (2*l_i + 1) as floats, one array per coordinate, aligned with
     // `neighbours`: the distance loop then runs over contiguous floats and vectorizes across neighbours.
     std::vector<float> nb_coord[4];
-    int max_neighbours = 0;             // longest neighbour list of any key
 
     std::span<const uint16_t> neighbours_of(uint32_t key) const {
         return {neighbours.data() + nb_begin[key], nb_begin[key + 1] - nb_begin[key]};

@@ -29,7 +29,6 @@ inline uint32_t load_u32(const void* p) {
     return v;
 }
 
-inline __m256 fp16x1_splat(const void* p) { return _mm256_set1_ps(fp16_to_f32(load_u16(p))); }
 // The same value in every lane, converted by the vector unit: the compiler cannot see that it is a splat, so a
 // product of two of these stays one vmulps instead of becoming vmulss + vbroadcastss.
 inline __m256 fp16x8_splat(const void* p) {
