@@ -3,10 +3,8 @@
 #   THREADS=2 TYPES="Q4_0 Q4_K_M Q8_0" scripts/bench_inference.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-threads=${THREADS:-2}
-dir=${BENCH_DIR:-/tmp/gemma-bench}
-mkdir -p "$dir"
-[ -f "$dir/g2b-f16.gguf" ] || build/gemma synth "$dir/g2b-f16.gguf" --shape gemma-2b --outtype f16 -q
+source scripts/bench_common.sh
+bench_f16
 for t in ${TYPES:-Q4_0 Q4_K_M Q8_0}; do
   [ -f "$dir/g2b-$t.gguf" ] || build/gemma quantize "$dir/g2b-f16.gguf" "$dir/g2b-$t.gguf" "$t" -t "$threads" -q
   build/gemma bench "$dir/g2b-$t.gguf" -p "${PROMPT:-512}" -n "${GEN:-128}" -r "${REPS:-3}" -t "$threads" --json 2>/dev/null

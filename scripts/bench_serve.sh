@@ -3,14 +3,11 @@
 #   THREADS=2 scripts/bench_serve.sh [MODEL.gguf]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-threads=${THREADS:-2}
-dir=${BENCH_DIR:-/tmp/gemma-bench}
+source scripts/bench_common.sh
 port=${PORT:-8093}
 model=${1:-$dir/g2b-Q4_0.gguf}
-mkdir -p "$dir"
 if [ ! -f "$model" ]; then
-  mkdir -p "$dir"
-  [ -f "$dir/g2b-f16.gguf" ] || build/gemma synth "$dir/g2b-f16.gguf" --shape gemma-2b --outtype f16 -q
+  bench_f16
   build/gemma quantize "$dir/g2b-f16.gguf" "$model" Q4_0 -t "$threads" -q
 fi
 build/gemma serve "$model" --port "$port" --parallel 8 -t "$threads" 2>"$dir/serve.log" &
