@@ -28,6 +28,7 @@ struct Tables {
         detail::fill_ref_legacy(ref);
         detail::fill_ref_kquants(ref);
         detail::fill_ref_iq(ref);
+        detail::fill_ref_packed(ref);
         avx2 = ref;
         // Only register AVX2 code on a CPU that can run it; the fill functions themselves execute no AVX2.
         if (cpu_has_avx2()) {
@@ -36,6 +37,7 @@ struct Tables {
             detail::fill_avx2_legacy(avx2);
             detail::fill_avx2_kquants(avx2);
             detail::fill_avx2_iq(avx2);
+            detail::fill_avx2_packed(avx2);
         }
     }
 };
@@ -132,6 +134,27 @@ void gemm(TypeId wt, int64_t n, const void* W, size_t w_row_bytes, int64_t r0, i
     const detail::VecDotFn f = t.vec_dot[detail::idx(wt)];
     if (f == nullptr) no_kernel("gemm", wt);
     gemm_by_vec_dot(f, n, W, w_row_bytes, r0, r1, act, act_row_bytes, n_tok, out, out_stride);
+}
+
+bool packable(TypeId wt, int64_t n) {
+    return tables().ref.pack[detail::idx(wt)] != nullptr && n > 0 && n <= kMaxPackedRow &&
+           n % type_traits(wt).block_size == 0;
+}
+
+void pack_group(TypeId wt, int64_t n, const void* src, size_t row_bytes, void* dst) {
+    const detail::PackFn f = tables().ref.pack[detail::idx(wt)];
+    if (f == nullptr) no_kernel("packed layout", wt);
+    GEMMA_ASSERT(n % type_traits(wt).block_size == 0);
+    f(n, src, row_bytes, dst);
+}
+
+void gemm_packed(TypeId wt, int64_t n, const void* W, size_t w_row_bytes, int64_t r0, int64_t r1, const void* act,
+                 size_t act_row_bytes, int64_t n_tok, float* out, int64_t out_stride) {
+    if (r0 >= r1 || n_tok <= 0) return;
+    const detail::GemmFn g = table().gemm_packed[detail::idx(wt)];
+    if (g == nullptr) no_kernel("packed gemm", wt);
+    GEMMA_ASSERT(packable(wt, n) && r0 % kPackRows == 0 && r1 % kPackRows == 0);
+    g(n, W, w_row_bytes, r0, r1, act, act_row_bytes, n_tok, out, out_stride);
 }
 
 }  // namespace gemma::kernels

@@ -30,4 +30,21 @@ void vec_dot(TypeId wt, int64_t n, float* s, const void* w, const void* a);
 void gemm(TypeId wt, int64_t n, const void* W, size_t w_row_bytes, int64_t r0, int64_t r1,
           const void* act, size_t act_row_bytes, int64_t n_tok, float* out, int64_t out_stride);
 
+// Row-interleaved ("repacked") weights, as llama.cpp's CPU repack buffers and ik_llama.cpp's _R8 types:
+// groups of kPackRows consecutive rows stored block by block interleaved (kernels/packed.h), so one
+// instruction multiplies a block of all 8 rows. A group takes the bytes of its 8 plain rows, so group g
+// starts at W + g * kPackRows * w_row_bytes.
+inline constexpr int64_t kPackRows = 8;
+// Longest packed row: the AVX2 driver keeps per-block activation sums of a few tokens on the stack.
+inline constexpr int64_t kMaxPackedRow = 131072;
+// Whether rows of n elements of type wt have a packed layout (Q4_0, Q8_0; n a whole number of blocks).
+bool packable(TypeId wt, int64_t n);
+// Interleaves the kPackRows rows at src (row_bytes apart, n elements each) into one group at dst.
+void pack_group(TypeId wt, int64_t n, const void* src, size_t row_bytes, void* dst);
+// gemm over packed weights; r0 and r1 must be multiples of kPackRows. Its arithmetic is its own (one exact
+// integer dot per block, then one f32 fused multiply-add per block), the same bits on every ISA, for any
+// n_tok and any row split; it equals vec_dot on the plain rows up to f32 rounding.
+void gemm_packed(TypeId wt, int64_t n, const void* W, size_t w_row_bytes, int64_t r0, int64_t r1, const void* act,
+                 size_t act_row_bytes, int64_t n_tok, float* out, int64_t out_stride);
+
 }  // namespace gemma::kernels

@@ -11,11 +11,14 @@ using ConvertFn = void (*)(const float* x, void* dst, int64_t n);
 using VecDotFn = void (*)(int64_t n, float* s, const void* w, const void* a);
 using GemmFn = void (*)(int64_t n, const void* W, size_t w_row_bytes, int64_t r0, int64_t r1, const void* act,
                         size_t act_row_bytes, int64_t n_tok, float* out, int64_t out_stride);
+using PackFn = void (*)(int64_t n, const void* src, size_t row_bytes, void* dst);
 
 struct KernelTable {
     ConvertFn convert[kTypeIdCount] = {};  // indexed by the activation type (Q8_0, Q8_1, Q8_K, F16, BF16, F32)
     VecDotFn vec_dot[kTypeIdCount] = {};   // indexed by the weight type
     GemmFn gemm[kTypeIdCount] = {};        // indexed by the weight type; null means "loop over vec_dot"
+    PackFn pack[kTypeIdCount] = {};        // row-interleaved layout (packed.h); layout only, so Ref's for every ISA
+    GemmFn gemm_packed[kTypeIdCount] = {}; // over packed groups; set exactly where pack is
 };
 
 // static: one private copy per TU, so no AVX2-compiled out-of-line copy can be shared with generic code.
@@ -28,11 +31,13 @@ void fill_ref_float(KernelTable& t);
 void fill_ref_legacy(KernelTable& t);
 void fill_ref_kquants(KernelTable& t);
 void fill_ref_iq(KernelTable& t);
+void fill_ref_packed(KernelTable& t);
 
 void fill_avx2_convert(KernelTable& t);
 void fill_avx2_float(KernelTable& t);
 void fill_avx2_legacy(KernelTable& t);
 void fill_avx2_kquants(KernelTable& t);
 void fill_avx2_iq(KernelTable& t);
+void fill_avx2_packed(KernelTable& t);
 
 }  // namespace gemma::kernels::detail

@@ -9,12 +9,19 @@
 
 namespace gemma {
 
+struct LoadOptions {
+    // Copy Q4_0 / Q8_0 matrices into the row-interleaved layout (ModelWeights::repack): faster matmuls for
+    // the price of holding those weights in memory rather than in the page cache. GEMMA_NO_REPACK=1 in the
+    // environment turns it off for every load.
+    bool repack = true;
+};
+
 class Model {
 public:
     // Maps `path`, reads the config, binds and checks every tensor. Throws gemma::Error on any problem.
-    static std::unique_ptr<Model> load(const std::string& path);
+    static std::unique_ptr<Model> load(const std::string& path, const LoadOptions& opts = {});
     // Same from a file already opened (the tokenizer may share it); `file` must stay alive.
-    static std::unique_ptr<Model> from_gguf(std::shared_ptr<const GgufFile> file);
+    static std::unique_ptr<Model> from_gguf(std::shared_ptr<const GgufFile> file, const LoadOptions& opts = {});
 
     const ModelConfig& config() const { return config_; }
     const ModelWeights& weights() const { return weights_; }

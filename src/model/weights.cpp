@@ -3,6 +3,7 @@
 
 #include "core/error.h"
 #include "gguf/gguf.h"
+#include "kernels/kernels.h"
 
 namespace gemma {
 namespace {
@@ -73,6 +74,29 @@ ModelWeights ModelWeights::bind(const GgufFile& f, const ModelConfig& c) {
         l.ffn_down = matrix(f, p + "ffn_down.weight", c.n_ff, c.n_embd);
     }
     return w;
+}
+
+size_t ModelWeights::repack() {
+    size_t total = 0;
+    auto pack = [&](ops::Matrix& m) {
+        if (m.packed || !kernels::packable(m.type, m.n_in) || m.n_out % kernels::kPackRows != 0) return;
+        const size_t bytes = static_cast<size_t>(m.n_out) * m.row_bytes;
+        // for_overwrite: no zero-fill pass over what is about to be written (gigabytes for a 7B model).
+        auto buf = std::make_unique_for_overwrite<uint8_t[]>(bytes);
+        const size_t group_bytes = static_cast<size_t>(kernels::kPackRows) * m.row_bytes;
+        for (int64_t g = 0; g < m.n_out / kernels::kPackRows; ++g)
+            kernels::pack_group(m.type, m.n_in, m.data + static_cast<size_t>(g) * group_bytes, m.row_bytes,
+                                buf.get() + static_cast<size_t>(g) * group_bytes);
+        m.data = buf.get();
+        m.packed = true;
+        packed_storage.push_back(std::move(buf));
+        total += bytes;
+    };
+    for (LayerWeights& l : layers)
+        for (ops::Matrix* m : {&l.attn_q, &l.attn_k, &l.attn_v, &l.attn_output, &l.ffn_gate, &l.ffn_up, &l.ffn_down})
+            pack(*m);
+    pack(output);
+    return total;
 }
 
 }  // namespace gemma

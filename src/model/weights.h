@@ -1,6 +1,7 @@
 // Gemma weights bound in place from a GGUF mapping, every tensor's shape and type checked once at load.
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -35,6 +36,13 @@ struct ModelWeights {
 
     // Norm vectors stored in another type than F32 are widened into here (they are tiny).
     std::vector<std::vector<float>> owned;
+
+    // Copies every matrix the kernels have a row-interleaved layout for (kernels::packable, rows a multiple
+    // of kernels::kPackRows) into packed buffers owned here, and points the matrix at them. token_embd stays
+    // in the mapping (the embedding lookup reads plain rows); a tied output gets its own packed copy.
+    // Returns the bytes packed.
+    size_t repack();
+    std::vector<std::unique_ptr<uint8_t[]>> packed_storage;
 };
 
 }  // namespace gemma

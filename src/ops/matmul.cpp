@@ -65,8 +65,9 @@ void run_jobs(const Job* jobs, size_t n_jobs, int64_t total_chunks, const void* 
         const Job& job = jobs[j];
         const int64_t r0 = (c - job.first_chunk) * job.rows_per_chunk;
         const int64_t r1 = std::min(job.w->n_out, r0 + job.rows_per_chunk);
-        kernels::gemm(job.w->type, job.w->n_in, job.w->data, job.w->row_bytes, r0, r1, act, act_row_bytes, n_tok,
-                      job.out, job.out_stride);
+        const auto gemm = job.w->packed ? kernels::gemm_packed : kernels::gemm;
+        gemm(job.w->type, job.w->n_in, job.w->data, job.w->row_bytes, r0, r1, act, act_row_bytes, n_tok, job.out,
+             job.out_stride);
     });
 }
 

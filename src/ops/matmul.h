@@ -16,6 +16,7 @@ struct Matrix {
     int64_t n_out = 0;           // ne1: rows (the output width)
     const uint8_t* data = nullptr;
     size_t row_bytes = 0;        // row_size(type, n_in)
+    bool packed = false;         // rows interleaved in groups of kernels::kPackRows (n_out a multiple of it)
 };
 
 // The activation type llama.cpp pairs with weight type wt (its vec_dot_type).
@@ -36,7 +37,8 @@ struct MatmulOut {
 };
 
 // Rows per chunk for a matrix of n_out rows. Depends on the shape only (never on the thread count),
-// so every row is computed by the same kernel call whatever the number of threads.
+// so every row is computed by the same kernel call whatever the number of threads. A multiple of 16, so
+// chunks of packed matrices hold whole groups.
 int64_t chunk_rows(int64_t n_out);
 
 // Several matrices reading the same input (q/k/v, gate/up): the input is converted once per distinct

@@ -1,0 +1,20 @@
+// Row-interleaved ("repacked") block layouts: kPackRows weight rows stored block by block so one SIMD op serves 8 rows.
+#pragma once
+#include <cstdint>
+
+#include "quant/blocks.h"
+
+namespace gemma::kernels::detail {
+
+// The 32-bit word k of every row sits side by side: qs[32*k + 4*r + j] = byte 4*k + j of row r's block.
+// A 256-bit load then holds 4 consecutive quant bytes of each of the 8 rows, which pairs with one
+// activation word broadcast to all lanes; the lanes of the integer result are the rows.
+// Both structs take exactly the bytes of 8 plain blocks, so a group sits where its 8 rows were.
+#pragma pack(push, 1)
+struct block_q4_0x8 { fp16_t d[8]; uint8_t qs[8 * QK4_0 / 2]; };  // nibble semantics of block_q4_0 kept
+struct block_q8_0x8 { fp16_t d[8]; int8_t qs[8 * QK8_0]; };
+#pragma pack(pop)
+static_assert(sizeof(block_q4_0x8) == 8 * sizeof(block_q4_0));
+static_assert(sizeof(block_q8_0x8) == 8 * sizeof(block_q8_0));
+
+}  // namespace gemma::kernels::detail
