@@ -1,7 +1,12 @@
 // Weight binding: finds each tensor by its llama.cpp name and checks its shape and type.
 #include "model/weights.h"
 
+#include <algorithm>
+#include <atomic>
+#include <thread>
+
 #include "core/error.h"
+#include "core/mapped_file.h"
 #include "gguf/gguf.h"
 #include "kernels/kernels.h"
 
@@ -77,25 +82,44 @@ ModelWeights ModelWeights::bind(const GgufFile& f, const ModelConfig& c) {
 }
 
 size_t ModelWeights::repack() {
-    size_t total = 0;
-    auto pack = [&](ops::Matrix& m) {
-        if (m.packed || !kernels::packable(m.type, m.n_in) || m.n_out % kernels::kPackRows != 0) return;
-        const size_t bytes = static_cast<size_t>(m.n_out) * m.row_bytes;
-        // for_overwrite: no zero-fill pass over what is about to be written (gigabytes for a 7B model).
-        auto buf = std::make_unique_for_overwrite<uint8_t[]>(bytes);
-        const size_t group_bytes = static_cast<size_t>(kernels::kPackRows) * m.row_bytes;
-        for (int64_t g = 0; g < m.n_out / kernels::kPackRows; ++g)
-            kernels::pack_group(m.type, m.n_in, m.data + static_cast<size_t>(g) * group_bytes, m.row_bytes,
-                                buf.get() + static_cast<size_t>(g) * group_bytes);
-        m.data = buf.get();
-        m.packed = true;
-        packed_storage.push_back(std::move(buf));
-        total += bytes;
+    std::vector<ops::Matrix*> todo;
+    auto want = [&](ops::Matrix& m) {
+        if (!m.packed && kernels::packable(m.type, m.n_in) && m.n_out % kernels::kPackRows == 0) todo.push_back(&m);
     };
     for (LayerWeights& l : layers)
         for (ops::Matrix* m : {&l.attn_q, &l.attn_k, &l.attn_v, &l.attn_output, &l.ffn_gate, &l.ffn_up, &l.ffn_down})
-            pack(*m);
-    pack(output);
+            want(*m);
+    want(output);
+    size_t total = 0;
+    const size_t first = packed_storage.size();
+    for (ops::Matrix* m : todo) {
+        packed_storage.emplace_back(static_cast<size_t>(m->n_out) * m->row_bytes);
+        total += packed_storage.back().size();
+    }
+    // Packing is page faults and copies: a few GB for a 7B model, so every hardware thread takes matrices.
+    std::atomic<size_t> next{0};
+    auto worker = [&] {
+        for (size_t i; (i = next.fetch_add(1)) < todo.size();) {
+            const ops::Matrix& m = *todo[i];
+            const size_t group_bytes = static_cast<size_t>(kernels::kPackRows) * m.row_bytes;
+            uint8_t* dst = packed_storage[first + i].data();
+            for (int64_t g = 0; g < m.n_out / kernels::kPackRows; ++g)
+                kernels::pack_group(m.type, m.n_in, m.data + static_cast<size_t>(g) * group_bytes, m.row_bytes,
+                                    dst + static_cast<size_t>(g) * group_bytes);
+            // Right away, so the process never holds a matrix twice.
+            release_mapped_pages(m.data, packed_storage[first + i].size());
+        }
+    };
+    const size_t n_threads = std::clamp<size_t>(std::thread::hardware_concurrency(), 1, std::max<size_t>(todo.size(), 1));
+    std::vector<std::thread> threads;
+    for (size_t t = 1; t < n_threads; ++t) threads.emplace_back(worker);
+    worker();
+    for (auto& t : threads) t.join();
+    for (size_t i = 0; i < todo.size(); ++i) {
+        ops::Matrix& m = *todo[i];
+        m.data = packed_storage[first + i].data();
+        m.packed = true;
+    }
     return total;
 }
 

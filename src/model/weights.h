@@ -1,10 +1,10 @@
 // Gemma weights bound in place from a GGUF mapping, every tensor's shape and type checked once at load.
 #pragma once
 #include <cstdint>
-#include <memory>
 #include <string>
 #include <vector>
 
+#include "core/mapped_file.h"
 #include "model/config.h"
 #include "ops/matmul.h"
 
@@ -40,9 +40,9 @@ struct ModelWeights {
     // Copies every matrix the kernels have a row-interleaved layout for (kernels::packable, rows a multiple
     // of kernels::kPackRows) into packed buffers owned here, and points the matrix at them. token_embd stays
     // in the mapping (the embedding lookup reads plain rows); a tied output gets its own packed copy.
-    // Returns the bytes packed.
+    // Packing runs on all hardware threads. Returns the bytes packed.
     size_t repack();
-    std::vector<std::unique_ptr<uint8_t[]>> packed_storage;
+    std::vector<LargeBuffer> packed_storage;
 };
 
 }  // namespace gemma
