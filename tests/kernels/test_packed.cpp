@@ -77,7 +77,7 @@ TEST_P(Packed, EveryIsaMatchesRefBitsAndVecDotClosely) {
     const TypeId wt = GetParam();
     std::mt19937 rng(31 + static_cast<int>(wt));
     const int64_t rows = 24, n_tok = 7;
-    for (int64_t n : {int64_t{32}, int64_t{96}, int64_t{2048}}) {
+    for (int64_t n : {int64_t{32}, int64_t{96}, int64_t{352}, int64_t{2048}}) {
         for (bool extreme : {false, true}) {
             const size_t rb = row_size(wt, n), arb = act_row_size(wt, n);
             const auto w = weight_rows(rng, wt, rows, n, extreme);
