@@ -190,5 +190,16 @@ TEST(CliBench, JsonHasTheDocumentedFields) {
     EXPECT_NE(err.find("nothing to measure"), std::string::npos) << err;
 }
 
+TEST(CliBench, NoRepackRunsTheInPlaceLayout) {
+    std::string out, err;
+    const std::string q4 = test::golden("tiny-7b/q/tiny-7b-Q4_0.gguf");
+    for (const char* flag : {"", " --no-repack"}) {
+        ASSERT_EQ(test::run_gemma("bench " + q4 + " -p 8 -n 2 -r 1 -t 2 --json --no-bandwidth" + flag, &out, &err), 0)
+            << flag << err;
+        EXPECT_GT(nlohmann::json::parse(out)["tg"]["tokens_per_s"].get<double>(), 0.0) << flag;
+        EXPECT_NE(err.find("loaded in"), std::string::npos) << err;
+    }
+}
+
 }  // namespace
 }  // namespace gemma

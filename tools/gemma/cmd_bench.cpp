@@ -1,5 +1,6 @@
 // `gemma bench MODEL [-p 512] [-n 128] [-t N] [-r REPS] [--json]`: prompt and generation speed, bandwidth use.
 #include <CLI/CLI.hpp>
+#include <chrono>
 #include <cstdio>
 #include <string>
 
@@ -20,7 +21,7 @@ int run_bench_cmd(int argc, char** argv) {
                  "gemma bench"};
     std::string model_path, kv_type = "f16";
     gemma::BenchParams p;
-    bool json = false, no_bandwidth = false;
+    bool json = false, no_bandwidth = false, no_repack = false;
     app.add_option("model", model_path, "GGUF model file")->required();
     app.add_option("-p,--n-prompt", p.n_prompt, "prompt tokens (0 skips the test)")->capture_default_str()
         ->check(CLI::NonNegativeNumber);
@@ -32,6 +33,9 @@ int run_bench_cmd(int argc, char** argv) {
         ->check(CLI::PositiveNumber);
     app.add_option("--kv-type", kv_type, "KV cache type: f16, f32 or q8_0")->capture_default_str();
     app.add_flag("--no-bandwidth", no_bandwidth, "skip the streaming-read bandwidth test");
+    app.add_flag("--no-repack", no_repack,
+                 "use Q4_0 / Q8_0 weights in place instead of repacked into 8-row groups (slower; for comparison; "
+                 "GEMMA_NO_REPACK=1 does this for every command)");
     app.add_flag("--json", json, "print one JSON object on stdout instead of the table");
     app.footer("Examples:\n"
                "  gemma bench gemma-2b-Q4_0.gguf                  # pp512 and tg128, 5 repetitions\n"
@@ -47,7 +51,12 @@ int run_bench_cmd(int argc, char** argv) {
     if (no_bandwidth) p.bandwidth_bytes = 0;
     p.progress = [](const std::string& s) { std::fprintf(stderr, "%s\n", s.c_str()); };
 
-    const auto model = gemma::Model::load(model_path);
+    gemma::LoadOptions lo;
+    lo.repack = !no_repack;
+    const auto t_load = std::chrono::steady_clock::now();
+    const auto model = gemma::Model::load(model_path, lo);
+    std::fprintf(stderr, "loaded in %.2f s\n",
+                 std::chrono::duration<double>(std::chrono::steady_clock::now() - t_load).count());
     std::fprintf(stderr, "%s\n", model->config().describe().c_str());
     const gemma::BenchResult r = gemma::run_bench(*model, p);
     const std::string out = json ? r.to_json() + "\n" : r.to_table();
