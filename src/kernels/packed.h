@@ -9,12 +9,17 @@ namespace gemma::kernels::detail {
 // The 32-bit word k of every row sits side by side: qs[32*k + 4*r + j] = byte 4*k + j of row r's block.
 // A 256-bit load then holds 4 consecutive quant bytes of each of the 8 rows, which pairs with one
 // activation word broadcast to all lanes; the lanes of the integer result are the rows.
-// Both structs take exactly the bytes of 8 plain blocks, so a group sits where its 8 rows were.
+// Every group struct takes exactly the bytes of 8 plain blocks, so a group sits where its 8 rows were.
 #pragma pack(push, 1)
 struct block_q4_0x8 { fp16_t d[8]; uint8_t qs[8 * QK4_0 / 2]; };  // nibble semantics of block_q4_0 kept
 struct block_q8_0x8 { fp16_t d[8]; int8_t qs[8 * QK8_0]; };
+// Q4_K: the same word interleave for qs (word k of a row: 4 bytes of sub-block pair k/8, low nibbles in
+// sub-block 2(k/8), high in 2(k/8)+1), and the 12 scale bytes as 3 words, word w of row r at sc[4(8w + r)], so
+// the 6-bit scales and mins of all 8 rows unpack with the same word operations that unpack one row.
+struct block_q4_Kx8 { fp16_t d[8]; fp16_t dmin[8]; uint8_t sc[8 * K_SCALE_SIZE]; uint8_t qs[8 * QK_K / 2]; };
 #pragma pack(pop)
 static_assert(sizeof(block_q4_0x8) == 8 * sizeof(block_q4_0));
 static_assert(sizeof(block_q8_0x8) == 8 * sizeof(block_q8_0));
+static_assert(sizeof(block_q4_Kx8) == 8 * sizeof(block_q4_K));
 
 }  // namespace gemma::kernels::detail

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/kernels.h"
 #include "model/context.h"
 #include "model/model.h"
 #include "support/golden.h"
@@ -140,18 +141,19 @@ TEST_P(LogitsGolden, MatchesLlamaCpp) {
 
 INSTANTIATE_TEST_SUITE_P(TinyGemma7b, LogitsGolden, testing::ValuesIn(logits_cases()), case_name);
 
-// Repacked weights (the default for Q4_0 / Q8_0) against the plain layout of the same file. The kernels agree
+// Repacked weights (the default for Q4_0 / Q8_0 / Q4_K) against the plain layout of the same file. The kernels agree
 // to f32 rounding (tests/kernels/test_packed.cpp), but this random tiny model amplifies rounding through its
 // layers to ~1e-3 (plain Q8_0 equals llama.cpp bit for bit, repacked is 1.9e-3 away), so the model-level check
 // is the README's quantized tolerance; the golden tests above apply it to the repacked model against llama.cpp.
 TEST(LogitsRepacked, AgreesWithPlainLayout) {
     const auto tokens = read_ids(test::golden("tiny-7b/logits/tokens.txt"));
-    for (const char* type : {"Q4_0", "Q8_0"}) {
+    for (const char* type : {"Q4_0", "Q8_0", "Q4_K_M"}) {
         const std::string path = test::golden(std::string("tiny-7b/q/tiny-7b-") + type + ".gguf");
         const auto packed = Model::load(path);
         const auto plain = Model::load(path, LoadOptions{.repack = false});
         EXPECT_TRUE(packed->weights().layers[0].ffn_up.packed) << type;
-        EXPECT_EQ(packed->weights().output.packed, packed->weights().output.type == TypeId::Q8_0) << type;
+        const ops::Matrix& out = packed->weights().output;
+        EXPECT_EQ(out.packed, kernels::packable(out.type, out.n_in)) << type;
         EXPECT_FALSE(packed->weights().token_embd.packed) << type;  // the embedding lookup reads plain rows
         EXPECT_FALSE(plain->weights().layers[0].ffn_up.packed) << type;
         compare(std::string(type) + " repacked vs plain", our_logits(*packed, tokens, 0), our_logits(*plain, tokens, 0),

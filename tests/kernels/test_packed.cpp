@@ -31,12 +31,14 @@ std::vector<Isa> all_isas() {
 std::vector<uint8_t> weight_rows(std::mt19937& rng, TypeId wt, int64_t rows, int64_t n, bool extreme) {
     const size_t bs = static_cast<size_t>(type_traits(wt).type_size);
     std::vector<uint8_t> w(static_cast<size_t>(rows) * row_size(wt, n));
-    for (auto& b : w) b = extreme ? (wt == TypeId::Q4_0 ? 0xFF : 0x80) : static_cast<uint8_t>(rng());
+    for (auto& b : w) b = extreme ? (wt == TypeId::Q8_0 ? 0x80 : 0xFF) : static_cast<uint8_t>(rng());
     std::uniform_real_distribution<float> ud(0.001f, 0.05f);
-    for (size_t o = 0; o < w.size(); o += bs) {
-        const uint16_t h = fp32_to_fp16((rng() & 1) ? ud(rng) : -ud(rng));
-        std::memcpy(w.data() + o, &h, 2);
-    }
+    const int n_fp16 = wt == TypeId::Q4_K ? 2 : 1;  // Q4_K: d and dmin
+    for (size_t o = 0; o < w.size(); o += bs)
+        for (int i = 0; i < n_fp16; ++i) {
+            const uint16_t h = fp32_to_fp16((rng() & 1) ? ud(rng) : -ud(rng));
+            std::memcpy(w.data() + o + 2 * i, &h, 2);
+        }
     return w;
 }
 
@@ -65,7 +67,7 @@ std::vector<uint8_t> pack_all(TypeId wt, int64_t n, const std::vector<uint8_t>& 
 double magnitude(TypeId wt, int64_t n, const uint8_t* w, const uint8_t* a) {
     std::vector<float> wf(static_cast<size_t>(n)), af(static_cast<size_t>(n));
     type_traits(wt).dequantize_row(w, wf.data(), n);
-    type_traits(TypeId::Q8_0).dequantize_row(a, af.data(), n);
+    type_traits(type_traits(wt).vec_dot_type).dequantize_row(a, af.data(), n);
     double m = 0.0;
     for (int64_t i = 0; i < n; ++i) m += std::fabs(static_cast<double>(wf[i]) * af[i]);
     return m;
@@ -77,7 +79,11 @@ TEST_P(Packed, EveryIsaMatchesRefBitsAndVecDotClosely) {
     const TypeId wt = GetParam();
     std::mt19937 rng(31 + static_cast<int>(wt));
     const int64_t rows = 24, n_tok = 7;
-    for (int64_t n : {int64_t{32}, int64_t{96}, int64_t{352}, int64_t{2048}}) {
+    // Block multiples: one, odd counts (the Q4_0 offset sums go 8 blocks at a time), a realistic row.
+    const int64_t bs = type_traits(wt).block_size;
+    // Q4_K's min term rounds two larger terms before they cancel, as in tests/kernels/test_kernels.cpp.
+    const double rel = wt == TypeId::Q4_K ? 2e-5 : 2e-6;
+    for (int64_t n : {bs, 3 * bs, 11 * bs, 2048 / bs * bs * (bs == 32 ? 1 : 2)}) {
         for (bool extreme : {false, true}) {
             const size_t rb = row_size(wt, n), arb = act_row_size(wt, n);
             const auto w = weight_rows(rng, wt, rows, n, extreme);
@@ -92,7 +98,7 @@ TEST_P(Packed, EveryIsaMatchesRefBitsAndVecDotClosely) {
                     for (int64_t r = 0; r < rows; ++r) {
                         float plain = NAN;
                         vec_dot(wt, n, &plain, w.data() + r * rb, a.data() + t * arb);
-                        const double tol = 2e-6 * magnitude(wt, n, w.data() + r * rb, a.data() + t * arb) + 1e-30;
+                        const double tol = rel * magnitude(wt, n, w.data() + r * rb, a.data() + t * arb) + 1e-30;
                         ASSERT_NEAR(ref[static_cast<size_t>(t * rows + r)], plain, tol)
                             << type_name(wt) << " n=" << n << " r=" << r << " t=" << t << " extreme=" << extreme;
                     }
@@ -119,18 +125,19 @@ TEST_P(Packed, EveryIsaMatchesRefBitsAndVecDotClosely) {
 
 TEST_P(Packed, IsPackable) {
     const TypeId wt = GetParam();
-    EXPECT_TRUE(packable(wt, 32));
+    const int64_t bs = type_traits(wt).block_size;
+    EXPECT_TRUE(packable(wt, bs));
     EXPECT_TRUE(packable(wt, kMaxPackedRow));
     EXPECT_FALSE(packable(wt, 0));
-    EXPECT_FALSE(packable(wt, 48));
+    EXPECT_FALSE(packable(wt, bs + bs / 2));
     EXPECT_FALSE(packable(wt, kMaxPackedRow + 32));
 }
 
-INSTANTIATE_TEST_SUITE_P(Types, Packed, ::testing::Values(TypeId::Q4_0, TypeId::Q8_0),
+INSTANTIATE_TEST_SUITE_P(Types, Packed, ::testing::Values(TypeId::Q4_0, TypeId::Q8_0, TypeId::Q4_K),
                          [](const auto& i) { return std::string(type_name(i.param)); });
 
 TEST(PackedLayout, OnlyWhereAKernelExists) {
-    for (TypeId t : {TypeId::F32, TypeId::F16, TypeId::Q4_1, TypeId::Q4_K, TypeId::Q6_K, TypeId::IQ4_NL})
+    for (TypeId t : {TypeId::F32, TypeId::F16, TypeId::Q4_1, TypeId::Q5_K, TypeId::Q6_K, TypeId::IQ4_NL})
         EXPECT_FALSE(packable(t, 4096)) << type_name(t);
 }
 

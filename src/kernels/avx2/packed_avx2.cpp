@@ -1,7 +1,9 @@
-// AVX2 gemm over row-interleaved Q4_0 / Q8_0 groups (kernels/packed.h): each instruction works on 8 rows.
+// AVX2 gemm over row-interleaved Q4_0 / Q8_0 / Q4_K groups (kernels/packed.h): each instruction works on 8 rows.
 #include "kernels/avx2/avx2_common.h"
 #include "kernels/kernels_internal.h"
 #include "kernels/packed.h"
+
+#include <utility>
 
 namespace gemma::kernels::detail {
 namespace {
@@ -11,15 +13,37 @@ using namespace avx2;
 // One activation word (4 quants) in every lane: it meets 4 quants of each of the 8 rows of the group.
 inline __m256i bcast_word(const int8_t* p) { return _mm256_set1_epi32(static_cast<int>(load_u32(p))); }
 
+// s[b] = 8 * (sum of block b's quants): Q4_0's offset term. Eight blocks at a time through a transposing
+// hadd tree (a per-block horizontal sum costs twice as much, and decode recomputes this for every chunk).
+void offset_sums(const block_q8_0* a, int64_t nb, int32_t* s) {
+    const __m256i ones8 = _mm256_set1_epi8(1);
+    int64_t b = 0;
+    for (; b + 8 <= nb; b += 8) {
+        __m256i v[8];
+        #pragma GCC unroll 8
+        for (int i = 0; i < 8; ++i) v[i] = dot_u8s8_lanes(ones8, loadu256(a[b + i].qs));
+        const __m256i h0 = _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
+        const __m256i h1 = _mm256_hadd_epi32(_mm256_hadd_epi32(v[4], v[5]), _mm256_hadd_epi32(v[6], v[7]));
+        // h0 holds blocks 0..3 (low 128: lanes 0..3 of each, high 128: lanes 4..7), h1 blocks 4..7.
+        const __m256i tot = _mm256_add_epi32(_mm256_permute2x128_si256(h0, h1, 0x20), _mm256_permute2x128_si256(h0, h1, 0x31));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(s + b), _mm256_slli_epi32(tot, 3));
+    }
+    for (; b < nb; ++b) s[b] = 8 * hsum_epi32(dot_u8s8_lanes(ones8, loadu256(a[b].qs)));
+}
+
 // Q4_0: unsigned nibbles q times signed activations, with the offset removed once per block as 8 * sum(a)
 // (computed once per token and block by the driver, shared by every group). Eight maddubs results fit in
 // int16 (|q * a| <= 15 * 128, 16 products per lane pair), so one madd widens a whole block.
 struct PackedQ4_0 {
     using Group = block_q4_0x8;
-    static constexpr bool kNeedsSums = true;
+    using Act = block_q8_0;
+    static constexpr int64_t kQK = 32;
+    static constexpr int kAux = 1;   // per token and block: 8 * sum(a)
+    static constexpr int kMaxT = 4;  // tokens per tile: 2T accumulators plus the unpacked weights in registers
+    static void prepare(const Act* a, int64_t nb, int32_t* aux) { offset_sums(a, nb, aux); }
 
     template <int T>
-    static void tile(int64_t nb, const Group* g, const block_q8_0* const* a, const int32_t* const* sums, float* out,
+    static void tile(int64_t nb, const Group* g, const Act* const* a, const int32_t* const* sums, float* out,
                      int64_t stride) {
         __m256 acc[T];
         #pragma GCC unroll 8
@@ -56,10 +80,14 @@ struct PackedQ4_0 {
 // widened to int32 on its own.
 struct PackedQ8_0 {
     using Group = block_q8_0x8;
-    static constexpr bool kNeedsSums = false;
+    using Act = block_q8_0;
+    static constexpr int64_t kQK = 32;
+    static constexpr int kAux = 0;
+    static constexpr int kMaxT = 4;
+    static void prepare(const Act*, int64_t, int32_t*) {}
 
     template <int T>
-    static void tile(int64_t nb, const Group* g, const block_q8_0* const* a, const int32_t* const*, float* out,
+    static void tile(int64_t nb, const Group* g, const Act* const* a, const int32_t* const*, float* out,
                      int64_t stride) {
         __m256 acc[T];
         #pragma GCC unroll 8
@@ -88,71 +116,163 @@ struct PackedQ8_0 {
     }
 };
 
-constexpr int64_t kMaxT = 4;  // tokens per tile: 2T accumulators plus the unpacked weights stay in registers
-// Activation sums of one token block live on the stack: blocks x tokens is kept under this (64 KiB).
-constexpr int64_t kSumSlots = 16384;
+
+// Byte-pick masks for vpshufb: in every 32-bit lane, int16 pairs (byte j0 of the lane, byte j1 of the lane),
+// zero-extended. Turns the 8 rows' unpacked scale (or min) bytes into the int16 factors of one madd.
+struct PickMasks {
+    int8_t m[4][4][32] = {};  // [j0][j1 - j0 or so, see at()][byte]
+    constexpr PickMasks() {
+        for (int j0 = 0; j0 < 4; ++j0)
+            for (int j1 = 0; j1 < 4; ++j1)
+                for (int q = 0; q < 8; ++q) {
+                    m[j0][j1][4 * q + 0] = static_cast<int8_t>(4 * (q % 4) + j0);
+                    m[j0][j1][4 * q + 1] = -128;
+                    m[j0][j1][4 * q + 2] = static_cast<int8_t>(4 * (q % 4) + j1);
+                    m[j0][j1][4 * q + 3] = -128;
+                }
+    }
+};
+constexpr PickMasks kPick{};
+inline __m256i pick(__m256i v, int j0, int j1) { return _mm256_shuffle_epi8(v, loadu256(kPick.m[j0][j1])); }
+
+// Q4_K against Q8_K: the 8 rows' 6-bit scales and mins unpack from three interleaved words with ggml's word
+// operations, one lane per row. Per sub-block pair, 8 maddubs per sub-block add up in int16 (|q a| <= 15 * 128,
+// 16 products per lane pair), then one madd by the rows' scales widens and scales them; the min term is
+// min_j * (activation sum of sub-block j), two sub-blocks per madd against the driver's int16 sum pairs.
+struct PackedQ4_K {
+    using Group = block_q4_Kx8;
+    using Act = block_q8_K;
+    static constexpr int64_t kQK = 256;
+    static constexpr int kAux = 4;   // per token and super-block: sums of sub-blocks (2i, 2i+1) as int16 pairs
+    static constexpr int kMaxT = 4;  // 4T live vectors per token: some spill, still ahead of T = 2 (pp +15%) and 3
+    static void prepare(const Act* a, int64_t nb, int32_t* aux) {
+        for (int64_t b = 0; b < nb; ++b)
+            for (int i = 0; i < 4; ++i) {
+                const int lo = a[b].bsums[4 * i] + a[b].bsums[4 * i + 1];
+                const int hi = a[b].bsums[4 * i + 2] + a[b].bsums[4 * i + 3];
+                aux[4 * b + i] = static_cast<int32_t>((static_cast<uint32_t>(hi) << 16) | static_cast<uint16_t>(lo));
+            }
+    }
+
+    template <int T>
+    static void tile(int64_t nb, const Group* g, const Act* const* a, const int32_t* const* aux, float* out,
+                     int64_t stride) {
+        __m256 acc[T];
+        #pragma GCC unroll 8
+        for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
+        const __m256i m4 = _mm256_set1_epi8(0x0F);
+        const __m256i k1 = _mm256_set1_epi8(0x3F), k2 = _mm256_set1_epi8(0x0F), k3 = _mm256_set1_epi8(0x03);
+        for (int64_t b = 0; b < nb; ++b) {
+            const Group& G = g[b];
+            const __m256i w0 = loadu256(G.sc), w1 = loadu256(G.sc + 32), w2 = loadu256(G.sc + 64);
+            // Lane r: bytes j of sc[0] / mn[0] are sub-block j's scale / min (j < 4), of sc[1] / mn[1] j + 4's.
+            const __m256i sc[2] = {_mm256_and_si256(w0, k1),
+                                   _mm256_or_si256(_mm256_and_si256(w2, k2),
+                                                   _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(w0, 6), k3), 4))};
+            const __m256i mn[2] = {_mm256_and_si256(w1, k1),
+                                   _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(w2, 4), k2),
+                                                   _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(w1, 6), k3), 4))};
+            __m256i isum[T], msum[T];
+            #pragma GCC unroll 4
+            for (int i = 0; i < 4; ++i) {
+                const __m256i mv = pick(mn[i / 2], 2 * (i % 2), 2 * (i % 2) + 1);
+                #pragma GCC unroll 8
+                for (int t = 0; t < T; ++t) {
+                    const __m256i p = _mm256_madd_epi16(mv, _mm256_set1_epi32(aux[t][4 * b + i]));
+                    msum[t] = i == 0 ? p : _mm256_add_epi32(msum[t], p);
+                }
+            }
+            #pragma GCC unroll 1
+            for (int p = 0; p < 4; ++p) {
+                __m256i slo[T], shi[T];
+                #pragma GCC unroll 8
+                for (int kk = 0; kk < 8; ++kk) {
+                    const __m256i raw = loadu256(G.qs + 32 * (8 * p + kk));
+                    const __m256i lo = _mm256_and_si256(raw, m4);
+                    const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);
+                    #pragma GCC unroll 8
+                    for (int t = 0; t < T; ++t) {
+                        const __m256i pl = _mm256_maddubs_epi16(lo, bcast_word(a[t][b].qs + 64 * p + 4 * kk));
+                        const __m256i ph = _mm256_maddubs_epi16(hi, bcast_word(a[t][b].qs + 64 * p + 32 + 4 * kk));
+                        slo[t] = kk == 0 ? pl : _mm256_add_epi16(slo[t], pl);
+                        shi[t] = kk == 0 ? ph : _mm256_add_epi16(shi[t], ph);
+                    }
+                }
+                const __m256i svl = pick(sc[p / 2], 2 * (p % 2), 2 * (p % 2));
+                const __m256i svh = pick(sc[p / 2], 2 * (p % 2) + 1, 2 * (p % 2) + 1);
+                #pragma GCC unroll 8
+                for (int t = 0; t < T; ++t) {
+                    const __m256i v = _mm256_add_epi32(_mm256_madd_epi16(slo[t], svl), _mm256_madd_epi16(shi[t], svh));
+                    isum[t] = p == 0 ? v : _mm256_add_epi32(isum[t], v);
+                }
+            }
+            const __m256 dw = _mm256_cvtph_ps(loadu128(G.d)), dm = _mm256_cvtph_ps(loadu128(G.dmin));
+            #pragma GCC unroll 8
+            for (int t = 0; t < T; ++t) {
+                const __m256 da = _mm256_set1_ps(a[t][b].d);
+                acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[t]), _mm256_mul_ps(dw, da), acc[t]);
+                acc[t] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(msum[t]), _mm256_mul_ps(dm, da), acc[t]);
+            }
+        }
+        #pragma GCC unroll 8
+        for (int t = 0; t < T; ++t) _mm256_storeu_ps(out + t * stride, acc[t]);
+    }
+};
+
+// Per-token auxiliary values of one token block (activation sums) live on the stack: kept under this.
+constexpr int64_t kAuxSlots = 16384;
 constexpr size_t kActBlockBytes = 128 * 1024;
 constexpr size_t kRowBlockBytes = 128 * 1024;
 
 constexpr int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 constexpr int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
 
-// s[b] = 8 * (sum of block b's quants): Q4_0's offset term. Eight blocks at a time through a transposing
-// hadd tree (a per-block horizontal sum costs twice as much, and decode recomputes this for every chunk).
-void offset_sums(const block_q8_0* a, int64_t nb, int32_t* s) {
-    const __m256i ones8 = _mm256_set1_epi8(1);
-    int64_t b = 0;
-    for (; b + 8 <= nb; b += 8) {
-        __m256i v[8];
-        #pragma GCC unroll 8
-        for (int i = 0; i < 8; ++i) v[i] = dot_u8s8_lanes(ones8, loadu256(a[b + i].qs));
-        const __m256i h0 = _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
-        const __m256i h1 = _mm256_hadd_epi32(_mm256_hadd_epi32(v[4], v[5]), _mm256_hadd_epi32(v[6], v[7]));
-        // h0 holds blocks 0..3 (low 128: lanes 0..3 of each, high 128: lanes 4..7), h1 blocks 4..7.
-        const __m256i tot = _mm256_add_epi32(_mm256_permute2x128_si256(h0, h1, 0x20), _mm256_permute2x128_si256(h0, h1, 0x31));
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(s + b), _mm256_slli_epi32(tot, 3));
-    }
-    for (; b < nb; ++b) s[b] = 8 * hsum_epi32(dot_u8s8_lanes(ones8, loadu256(a[b].qs)));
-}
-
 template <typename K>
-using PackedTileFn = void (*)(int64_t, const typename K::Group*, const block_q8_0* const*, const int32_t* const*,
+using PackedTileFn = void (*)(int64_t, const typename K::Group*, const typename K::Act* const*, const int32_t* const*,
                               float*, int64_t);
+
+template <typename K, int... Ts>
+struct TileTable {
+    PackedTileFn<K> fn[sizeof...(Ts)] = {&K::template tile<Ts + 1>...};
+};
+
+template <typename K, int... Ts>
+constexpr TileTable<K, Ts...> make_tiles(std::integer_sequence<int, Ts...>) { return {}; }
 
 template <typename K>
 void gemm_packed_tiled(int64_t n, const void* W, size_t wrb, int64_t r0, int64_t r1, const void* act, size_t arb,
                        int64_t n_tok, float* out, int64_t stride) {
-    static constexpr PackedTileFn<K> tiles[kMaxT] = {&K::template tile<1>, &K::template tile<2>, &K::template tile<3>,
-                                                     &K::template tile<4>};
-    const int64_t nb = n / 32;
+    static constexpr auto tiles = make_tiles<K>(std::make_integer_sequence<int, K::kMaxT>{});
+    constexpr int64_t T = K::kMaxT;
+    using Act = typename K::Act;
+    const int64_t nb = n / K::kQK;
+    const int64_t aux_per_tok = max64(1, nb * K::kAux);
     const size_t grb = 8 * wrb;  // bytes per group of 8 rows
     const auto* wb = static_cast<const uint8_t*>(W);
     const auto* ab = static_cast<const uint8_t*>(act);
     // Cache blocking as in tile_driver.h: a token block and a row block both stay in L2 while their tiles run.
     const int64_t block_groups = max64(1, static_cast<int64_t>(kRowBlockBytes / grb));
-    int64_t block_toks = max64(kMaxT, static_cast<int64_t>(kActBlockBytes / arb) / kMaxT * kMaxT);
-    block_toks = max64(kMaxT, min64(block_toks, kSumSlots / nb / kMaxT * kMaxT));
-    int32_t sums[kSumSlots];
+    int64_t block_toks = max64(T, static_cast<int64_t>(kActBlockBytes / arb) / T * T);
+    block_toks = max64(T, min64(block_toks, kAuxSlots / aux_per_tok / T * T));
+    int32_t aux[kAuxSlots];
     const int64_t g_begin = r0 / 8, g_end = r1 / 8;
     for (int64_t tb0 = 0; tb0 < n_tok; tb0 += block_toks) {
         const int64_t tb1 = min64(n_tok, tb0 + block_toks);
-        if constexpr (K::kNeedsSums)
-            for (int64_t t = tb0; t < tb1; ++t)
-                offset_sums(reinterpret_cast<const block_q8_0*>(ab + static_cast<size_t>(t) * arb), nb,
-                            sums + (t - tb0) * nb);
+        for (int64_t t = tb0; t < tb1; ++t)
+            K::prepare(reinterpret_cast<const Act*>(ab + static_cast<size_t>(t) * arb), nb, aux + (t - tb0) * aux_per_tok);
         for (int64_t gb0 = g_begin; gb0 < g_end; gb0 += block_groups) {
             const int64_t gb1 = min64(g_end, gb0 + block_groups);
-            for (int64_t t0 = tb0; t0 < tb1; t0 += kMaxT) {
-                const int64_t nt = min64(kMaxT, tb1 - t0);
-                const block_q8_0* at[kMaxT];
-                const int32_t* st[kMaxT];
+            for (int64_t t0 = tb0; t0 < tb1; t0 += T) {
+                const int64_t nt = min64(T, tb1 - t0);
+                const Act* at[T];
+                const int32_t* st[T];
                 for (int64_t t = 0; t < nt; ++t) {
-                    at[t] = reinterpret_cast<const block_q8_0*>(ab + static_cast<size_t>(t0 + t) * arb);
-                    st[t] = sums + (t0 + t - tb0) * nb;
+                    at[t] = reinterpret_cast<const Act*>(ab + static_cast<size_t>(t0 + t) * arb);
+                    st[t] = aux + (t0 + t - tb0) * aux_per_tok;
                 }
                 for (int64_t g = gb0; g < gb1; ++g)
-                    tiles[nt - 1](nb, reinterpret_cast<const typename K::Group*>(wb + static_cast<size_t>(g) * grb), at,
-                                  st, out + t0 * stride + g * 8, stride);
+                    tiles.fn[nt - 1](nb, reinterpret_cast<const typename K::Group*>(wb + static_cast<size_t>(g) * grb),
+                                     at, st, out + t0 * stride + g * 8, stride);
             }
         }
     }
@@ -163,6 +283,7 @@ void gemm_packed_tiled(int64_t n, const void* W, size_t wrb, int64_t r0, int64_t
 void fill_avx2_packed(KernelTable& t) {
     t.gemm_packed[idx(TypeId::Q4_0)] = gemm_packed_tiled<PackedQ4_0>;
     t.gemm_packed[idx(TypeId::Q8_0)] = gemm_packed_tiled<PackedQ8_0>;
+    t.gemm_packed[idx(TypeId::Q4_K)] = gemm_packed_tiled<PackedQ4_K>;
 }
 
 }  // namespace gemma::kernels::detail
