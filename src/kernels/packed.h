@@ -17,9 +17,15 @@ struct block_q8_0x8 { fp16_t d[8]; int8_t qs[8 * QK8_0]; };
 // sub-block 2(k/8), high in 2(k/8)+1), and the 12 scale bytes as 3 words, word w of row r at sc[4(8w + r)], so
 // the 6-bit scales and mins of all 8 rows unpack with the same word operations that unpack one row.
 struct block_q4_Kx8 { fp16_t d[8]; fp16_t dmin[8]; uint8_t sc[8 * K_SCALE_SIZE]; uint8_t qs[8 * QK_K / 2]; };
+// Q5_K: Q4_K's layout plus the high bits, interleaved by words like qs (qh byte l holds bit j for element l of
+// sub-block j).
+struct block_q5_Kx8 {
+    fp16_t d[8]; fp16_t dmin[8]; uint8_t sc[8 * K_SCALE_SIZE]; uint8_t qh[8 * QK_K / 8]; uint8_t qs[8 * QK_K / 2];
+};
 #pragma pack(pop)
 static_assert(sizeof(block_q4_0x8) == 8 * sizeof(block_q4_0));
 static_assert(sizeof(block_q8_0x8) == 8 * sizeof(block_q8_0));
 static_assert(sizeof(block_q4_Kx8) == 8 * sizeof(block_q4_K));
+static_assert(sizeof(block_q5_Kx8) == 8 * sizeof(block_q5_K));
 
 }  // namespace gemma::kernels::detail

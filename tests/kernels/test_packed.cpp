@@ -33,7 +33,7 @@ std::vector<uint8_t> weight_rows(std::mt19937& rng, TypeId wt, int64_t rows, int
     std::vector<uint8_t> w(static_cast<size_t>(rows) * row_size(wt, n));
     for (auto& b : w) b = extreme ? (wt == TypeId::Q8_0 ? 0x80 : 0xFF) : static_cast<uint8_t>(rng());
     std::uniform_real_distribution<float> ud(0.001f, 0.05f);
-    const int n_fp16 = wt == TypeId::Q4_K ? 2 : 1;  // Q4_K: d and dmin
+    const int n_fp16 = wt == TypeId::Q4_K || wt == TypeId::Q5_K ? 2 : 1;  // d and dmin
     for (size_t o = 0; o < w.size(); o += bs)
         for (int i = 0; i < n_fp16; ++i) {
             const uint16_t h = fp32_to_fp16((rng() & 1) ? ud(rng) : -ud(rng));
@@ -81,8 +81,8 @@ TEST_P(Packed, EveryIsaMatchesRefBitsAndVecDotClosely) {
     const int64_t rows = 24, n_tok = 7;
     // Block multiples: one, odd counts (the Q4_0 offset sums go 8 blocks at a time), a realistic row.
     const int64_t bs = type_traits(wt).block_size;
-    // Q4_K's min term rounds two larger terms before they cancel, as in tests/kernels/test_kernels.cpp.
-    const double rel = wt == TypeId::Q4_K ? 2e-5 : 2e-6;
+    // The K types' min term rounds two larger terms before they cancel, as in tests/kernels/test_kernels.cpp.
+    const double rel = wt == TypeId::Q4_K || wt == TypeId::Q5_K ? 2e-5 : 2e-6;
     for (int64_t n : {bs, 3 * bs, 11 * bs, 2048 / bs * bs * (bs == 32 ? 1 : 2)}) {
         for (bool extreme : {false, true}) {
             const size_t rb = row_size(wt, n), arb = act_row_size(wt, n);
@@ -133,11 +133,11 @@ TEST_P(Packed, IsPackable) {
     EXPECT_FALSE(packable(wt, kMaxPackedRow + 32));
 }
 
-INSTANTIATE_TEST_SUITE_P(Types, Packed, ::testing::Values(TypeId::Q4_0, TypeId::Q8_0, TypeId::Q4_K),
+INSTANTIATE_TEST_SUITE_P(Types, Packed, ::testing::Values(TypeId::Q4_0, TypeId::Q8_0, TypeId::Q4_K, TypeId::Q5_K),
                          [](const auto& i) { return std::string(type_name(i.param)); });
 
 TEST(PackedLayout, OnlyWhereAKernelExists) {
-    for (TypeId t : {TypeId::F32, TypeId::F16, TypeId::Q4_1, TypeId::Q5_K, TypeId::Q6_K, TypeId::IQ4_NL})
+    for (TypeId t : {TypeId::F32, TypeId::F16, TypeId::Q4_1, TypeId::Q3_K, TypeId::Q6_K, TypeId::IQ4_NL})
         EXPECT_FALSE(packable(t, 4096)) << type_name(t);
 }
 

@@ -34,7 +34,7 @@ int run_bench_cmd(int argc, char** argv) {
     app.add_option("--kv-type", kv_type, "KV cache type: f16, f32 or q8_0")->capture_default_str();
     app.add_flag("--no-bandwidth", no_bandwidth, "skip the streaming-read bandwidth test");
     app.add_flag("--no-repack", no_repack,
-                 "use Q4_0 / Q8_0 / Q4_K weights in place instead of repacked into 8-row groups (slower; for comparison; "
+                 "use Q4_0 / Q8_0 / Q4_K / Q5_K weights in place instead of repacked into 8-row groups (slower; for comparison; "
                  "GEMMA_NO_REPACK=1 does this for every command)");
     app.add_flag("--json", json, "print one JSON object on stdout instead of the table");
     app.footer("Examples:\n"

@@ -1,4 +1,4 @@
-// AVX2 gemm over row-interleaved Q4_0 / Q8_0 / Q4_K groups (kernels/packed.h): each instruction works on 8 rows.
+// AVX2 gemm over row-interleaved Q4_0 / Q8_0 / Q4_K / Q5_K groups (kernels/packed.h): each instruction works on 8 rows.
 #include "kernels/avx2/avx2_common.h"
 #include "kernels/kernels_internal.h"
 #include "kernels/packed.h"
@@ -135,12 +135,15 @@ struct PickMasks {
 constexpr PickMasks kPick{};
 inline __m256i pick(__m256i v, int j0, int j1) { return _mm256_shuffle_epi8(v, loadu256(kPick.m[j0][j1])); }
 
-// Q4_K against Q8_K: the 8 rows' 6-bit scales and mins unpack from three interleaved words with ggml's word
-// operations, one lane per row. Per sub-block pair, 8 maddubs per sub-block add up in int16 (|q a| <= 15 * 128,
-// 16 products per lane pair), then one madd by the rows' scales widens and scales them; the min term is
-// min_j * (activation sum of sub-block j), two sub-blocks per madd against the driver's int16 sum pairs.
-struct PackedQ4_K {
-    using Group = block_q4_Kx8;
+// Q4_K / Q5_K against Q8_K: the 8 rows' 6-bit scales and mins unpack from three interleaved words with ggml's
+// word operations, one lane per row. Per sub-block, the maddubs results add up in int16 (Q4_K: all 8, as
+// |q a| <= 15 * 128 over 16 products per lane pair; Q5_K: 4 at a time, |q| <= 31), then a madd by the rows'
+// scales widens and scales them; the min term is min_j * (activation sum of sub-block j), two sub-blocks per
+// madd against the driver's int16 sum pairs. Q5_K's fifth bit: qh byte l holds bit j for sub-block j.
+template <typename GroupT>
+struct PackedK {
+    static constexpr bool kHigh = requires(const GroupT& g) { g.qh; };
+    using Group = GroupT;
     using Act = block_q8_K;
     static constexpr int64_t kQK = 256;
     static constexpr int kAux = 4;   // per token and super-block: sums of sub-blocks (2i, 2i+1) as int16 pairs
@@ -162,6 +165,7 @@ struct PackedQ4_K {
         for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
         const __m256i m4 = _mm256_set1_epi8(0x0F);
         const __m256i k1 = _mm256_set1_epi8(0x3F), k2 = _mm256_set1_epi8(0x0F), k3 = _mm256_set1_epi8(0x03);
+        const __m256i b4 = _mm256_set1_epi8(0x10);
         for (int64_t b = 0; b < nb; ++b) {
             const Group& G = g[b];
             const __m256i w0 = loadu256(G.sc), w1 = loadu256(G.sc + 32), w2 = loadu256(G.sc + 64);
@@ -184,26 +188,37 @@ struct PackedQ4_K {
             }
             #pragma GCC unroll 1
             for (int p = 0; p < 4; ++p) {
+                const __m256i svl = pick(sc[p / 2], 2 * (p % 2), 2 * (p % 2));
+                const __m256i svh = pick(sc[p / 2], 2 * (p % 2) + 1, 2 * (p % 2) + 1);
+                const __m128i hshift = _mm_cvtsi32_si128(2 * p);
                 __m256i slo[T], shi[T];
                 #pragma GCC unroll 8
                 for (int kk = 0; kk < 8; ++kk) {
                     const __m256i raw = loadu256(G.qs + 32 * (8 * p + kk));
-                    const __m256i lo = _mm256_and_si256(raw, m4);
-                    const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);
+                    __m256i lo = _mm256_and_si256(raw, m4);
+                    __m256i hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);
+                    if constexpr (kHigh) {
+                        // Bits 2p and 2p+1 of each qh byte to bit 4 (16-bit shifts: the mask keeps each byte's own).
+                        const __m256i h = _mm256_srl_epi16(loadu256(G.qh + 32 * kk), hshift);
+                        lo = _mm256_or_si256(lo, _mm256_and_si256(_mm256_slli_epi16(h, 4), b4));
+                        hi = _mm256_or_si256(hi, _mm256_and_si256(_mm256_slli_epi16(h, 3), b4));
+                    }
                     #pragma GCC unroll 8
                     for (int t = 0; t < T; ++t) {
                         const __m256i pl = _mm256_maddubs_epi16(lo, bcast_word(a[t][b].qs + 64 * p + 4 * kk));
                         const __m256i ph = _mm256_maddubs_epi16(hi, bcast_word(a[t][b].qs + 64 * p + 32 + 4 * kk));
-                        slo[t] = kk == 0 ? pl : _mm256_add_epi16(slo[t], pl);
-                        shi[t] = kk == 0 ? ph : _mm256_add_epi16(shi[t], ph);
+                        const bool first = kk == 0 || (kHigh && kk == 4);
+                        slo[t] = first ? pl : _mm256_add_epi16(slo[t], pl);
+                        shi[t] = first ? ph : _mm256_add_epi16(shi[t], ph);
                     }
-                }
-                const __m256i svl = pick(sc[p / 2], 2 * (p % 2), 2 * (p % 2));
-                const __m256i svh = pick(sc[p / 2], 2 * (p % 2) + 1, 2 * (p % 2) + 1);
-                #pragma GCC unroll 8
-                for (int t = 0; t < T; ++t) {
-                    const __m256i v = _mm256_add_epi32(_mm256_madd_epi16(slo[t], svl), _mm256_madd_epi16(shi[t], svh));
-                    isum[t] = p == 0 ? v : _mm256_add_epi32(isum[t], v);
+                    if (kk == 7 || (kHigh && kk == 3)) {
+                        #pragma GCC unroll 8
+                        for (int t = 0; t < T; ++t) {
+                            const __m256i v =
+                                _mm256_add_epi32(_mm256_madd_epi16(slo[t], svl), _mm256_madd_epi16(shi[t], svh));
+                            isum[t] = p == 0 && kk == (kHigh ? 3 : 7) ? v : _mm256_add_epi32(isum[t], v);
+                        }
+                    }
                 }
             }
             const __m256 dw = _mm256_cvtph_ps(loadu128(G.d)), dm = _mm256_cvtph_ps(loadu128(G.dmin));
@@ -283,7 +298,8 @@ void gemm_packed_tiled(int64_t n, const void* W, size_t wrb, int64_t r0, int64_t
 void fill_avx2_packed(KernelTable& t) {
     t.gemm_packed[idx(TypeId::Q4_0)] = gemm_packed_tiled<PackedQ4_0>;
     t.gemm_packed[idx(TypeId::Q8_0)] = gemm_packed_tiled<PackedQ8_0>;
-    t.gemm_packed[idx(TypeId::Q4_K)] = gemm_packed_tiled<PackedQ4_K>;
+    t.gemm_packed[idx(TypeId::Q4_K)] = gemm_packed_tiled<PackedK<block_q4_Kx8>>;
+    t.gemm_packed[idx(TypeId::Q5_K)] = gemm_packed_tiled<PackedK<block_q5_Kx8>>;
 }
 
 }  // namespace gemma::kernels::detail

@@ -1,4 +1,4 @@
-// Packing of row groups into the interleaved layouts (Q4_0, Q8_0, Q4_K), and the scalar reference gemm over them.
+// Packing of row groups into the interleaved layouts (Q4_0, Q8_0, Q4_K, Q5_K), and the scalar reference gemm over them.
 #include <cmath>
 #include <cstring>
 
@@ -28,18 +28,22 @@ void pack(int64_t n, const void* src, size_t row_bytes, void* dst) {
     }
 }
 
-void pack_q4_K(int64_t n, const void* src, size_t row_bytes, void* dst) {
-    auto* g = static_cast<block_q4_Kx8*>(dst);
+// Q4_K and Q5_K: d, dmin, the 3 scale words and the quant words (and Q5_K's high-bit words) interleaved.
+template <typename Group, typename Block>
+void pack_k(int64_t n, const void* src, size_t row_bytes, void* dst) {
+    auto* g = static_cast<Group*>(dst);
     const auto* s = static_cast<const uint8_t*>(src);
     for (int64_t b = 0; b < n / QK_K; ++b) {
-        block_q4_Kx8 out;
+        Group out;
         for (int r = 0; r < kRows; ++r) {
-            block_q4_K in;
+            Block in;
             std::memcpy(&in, s + static_cast<size_t>(r) * row_bytes + static_cast<size_t>(b) * sizeof in, sizeof in);
             out.d[r] = in.d;
             out.dmin[r] = in.dmin;
             for (int w = 0; w < 3; ++w) std::memcpy(&out.sc[4 * (8 * w + r)], &in.scales[4 * w], 4);
             for (int k = 0; k < QK_K / 8; ++k) std::memcpy(&out.qs[32 * k + 4 * r], &in.qs[4 * k], 4);
+            if constexpr (requires { in.qh; })
+                for (int k = 0; k < QK_K / 32; ++k) std::memcpy(&out.qh[32 * k + 4 * r], &in.qh[4 * k], 4);
         }
         std::memcpy(g + b, &out, sizeof out);
     }
@@ -66,7 +70,8 @@ int32_t isum_q8_0(const block_q8_0x8& g, int r, const block_q8_0& a) {
 }
 
 // Row r's 6-bit scale and min of sub-block j, from the interleaved scale words (ggml's get_scale_min_k4).
-void scale_min_q4_K(const block_q4_Kx8& g, int r, int j, int& sc, int& m) {
+template <typename Group>
+void scale_min_k4(const Group& g, int r, int j, int& sc, int& m) {
     auto q = [&](int i) { return static_cast<int>(g.sc[4 * (8 * (i / 4) + r) + i % 4]); };
     if (j < 4) {
         sc = q(j) & 63;
@@ -77,27 +82,31 @@ void scale_min_q4_K(const block_q4_Kx8& g, int r, int j, int& sc, int& m) {
     }
 }
 
-// Q4_K: acc = fma(isum, d * d_a, acc), then acc = fma(-msum, dmin * d_a, acc) per super-block, where isum is
-// sum_j scale_j * (q . a over sub-block j) and msum is sum_j min_j * (the activation sum of sub-block j).
-void gemm_packed_q4_K_ref(int64_t n, const void* W, size_t wrb, int64_t r0, int64_t r1, const void* act, size_t arb,
+// Q4_K / Q5_K: acc = fma(isum, d * d_a, acc), then acc = fma(-msum, dmin * d_a, acc) per super-block, where
+// isum is sum_j scale_j * (q . a over sub-block j) and msum is sum_j min_j * (the activation sum of sub-block j).
+template <typename Group>
+void gemm_packed_k_ref(int64_t n, const void* W, size_t wrb, int64_t r0, int64_t r1, const void* act, size_t arb,
                           int64_t n_tok, float* out, int64_t stride) {
     const int64_t nb = n / QK_K;
     for (int64_t t = 0; t < n_tok; ++t) {
         const auto* a = reinterpret_cast<const block_q8_K*>(static_cast<const uint8_t*>(act) + t * arb);
         for (int64_t g0 = r0; g0 < r1; g0 += kRows) {
-            const auto* g = reinterpret_cast<const block_q4_Kx8*>(static_cast<const uint8_t*>(W) + g0 * wrb);
+            const auto* g = reinterpret_cast<const Group*>(static_cast<const uint8_t*>(W) + g0 * wrb);
             for (int r = 0; r < kRows; ++r) {
                 float acc = 0.0f;
                 for (int64_t b = 0; b < nb; ++b) {
                     int32_t isum = 0, msum = 0;
                     for (int j = 0; j < 8; ++j) {
                         int sc = 0, m = 0;
-                        scale_min_q4_K(g[b], r, j, sc, m);
+                        scale_min_k4(g[b], r, j, sc, m);
                         int32_t dot = 0;
                         for (int i = 0; i < 32; ++i) {
                             const int k = 8 * (j / 2) + i / 4;  // the qs word holding element i of sub-block j
                             const uint8_t q = g[b].qs[32 * k + 4 * r + i % 4];
-                            dot += ((j % 2) ? (q >> 4) : (q & 0xF)) * a[b].qs[32 * j + i];
+                            int v = (j % 2) ? (q >> 4) : (q & 0xF);
+                            if constexpr (requires { g[b].qh; })
+                                v |= ((g[b].qh[32 * (i / 4) + 4 * r + i % 4] >> j) & 1) << 4;
+                            dot += v * a[b].qs[32 * j + i];
                         }
                         isum += sc * dot;
                         msum += m * (a[b].bsums[2 * j] + a[b].bsums[2 * j + 1]);
@@ -138,8 +147,10 @@ void fill_ref_packed(KernelTable& t) {
     t.pack[idx(TypeId::Q8_0)] = pack<block_q8_0x8, block_q8_0>;
     t.gemm_packed[idx(TypeId::Q4_0)] = gemm_packed_ref<block_q4_0x8, isum_q4_0>;
     t.gemm_packed[idx(TypeId::Q8_0)] = gemm_packed_ref<block_q8_0x8, isum_q8_0>;
-    t.pack[idx(TypeId::Q4_K)] = pack_q4_K;
-    t.gemm_packed[idx(TypeId::Q4_K)] = gemm_packed_q4_K_ref;
+    t.pack[idx(TypeId::Q4_K)] = pack_k<block_q4_Kx8, block_q4_K>;
+    t.gemm_packed[idx(TypeId::Q4_K)] = gemm_packed_k_ref<block_q4_Kx8>;
+    t.pack[idx(TypeId::Q5_K)] = pack_k<block_q5_Kx8, block_q5_K>;
+    t.gemm_packed[idx(TypeId::Q5_K)] = gemm_packed_k_ref<block_q5_Kx8>;
 }
 
 }  // namespace gemma::kernels::detail
