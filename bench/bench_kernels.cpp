@@ -1,4 +1,5 @@
-// Microbenchmarks of the matmul kernels per weight type: decode-like row streaming and prompt-like gemm.
+// Microbenchmarks of the matmul kernels per weight type (plain and repacked layouts): decode-like row streaming and
+// prompt-like gemm.
 #include <benchmark/benchmark.h>
 
 #include <cstring>
@@ -68,6 +69,14 @@ std::vector<uint8_t> random_acts(TypeId wt, int64_t n, int64_t n_tok) {
     return a;
 }
 
+// The row-interleaved copy the model loader makes (ModelWeights::repack); rows a multiple of kPackRows.
+std::vector<uint8_t> packed_copy(TypeId wt, int64_t n, const std::vector<uint8_t>& w) {
+    const size_t group = static_cast<size_t>(kn::kPackRows) * gemma::row_size(wt, n);
+    std::vector<uint8_t> p(w.size());
+    for (size_t o = 0; o + group <= w.size(); o += group) kn::pack_group(wt, n, w.data() + o, gemma::row_size(wt, n), p.data() + o);
+    return p;
+}
+
 bool select_isa(benchmark::State& state, kn::Isa isa) {
     if (!kn::set_isa(isa)) {
         state.SkipWithError("ISA not supported on this CPU");
@@ -77,16 +86,17 @@ bool select_isa(benchmark::State& state, kn::Isa isa) {
 }
 
 // Decode: one token against a weight matrix of `bytes` (64 MiB streams from DRAM, 256 KiB stays in L2).
-void BM_Decode(benchmark::State& state, TypeId wt, kn::Isa isa, size_t bytes) {
+void BM_Decode(benchmark::State& state, TypeId wt, kn::Isa isa, size_t bytes, bool packed) {
     if (!select_isa(state, isa)) return;
     const int64_t n = 2048;
     const size_t rb = gemma::row_size(wt, n);
     const int64_t rows = static_cast<int64_t>(bytes / rb / 16 * 16);
-    const auto w = random_weights(wt, n, rows);
+    const auto w = packed ? packed_copy(wt, n, random_weights(wt, n, rows)) : random_weights(wt, n, rows);
     const auto a = random_acts(wt, n, 1);
     std::vector<float> out(static_cast<size_t>(rows));
+    const auto gemm = packed ? kn::gemm_packed : kn::gemm;
     for (auto _ : state) {
-        kn::gemm(wt, n, w.data(), rb, 0, rows, a.data(), kn::act_row_size(wt, n), 1, out.data(), rows);
+        gemm(wt, n, w.data(), rb, 0, rows, a.data(), kn::act_row_size(wt, n), 1, out.data(), rows);
         benchmark::DoNotOptimize(out.data());
         benchmark::ClobberMemory();
     }
@@ -110,15 +120,16 @@ void BM_VecDot(benchmark::State& state, TypeId wt, kn::Isa isa) {
 }
 
 // Prompt processing: 256 rows x n_tok tokens x 2048; items are multiply-adds.
-void BM_Gemm(benchmark::State& state, TypeId wt, kn::Isa isa) {
+void BM_Gemm(benchmark::State& state, TypeId wt, kn::Isa isa, bool packed) {
     if (!select_isa(state, isa)) return;
     const int64_t n = 2048, rows = 256, n_tok = state.range(0);
     const size_t rb = gemma::row_size(wt, n), arb = kn::act_row_size(wt, n);
-    const auto w = random_weights(wt, n, rows);
+    const auto w = packed ? packed_copy(wt, n, random_weights(wt, n, rows)) : random_weights(wt, n, rows);
     const auto a = random_acts(wt, n, n_tok);
     std::vector<float> out(static_cast<size_t>(rows * n_tok));
+    const auto gemm = packed ? kn::gemm_packed : kn::gemm;
     for (auto _ : state) {
-        kn::gemm(wt, n, w.data(), rb, 0, rows, a.data(), arb, n_tok, out.data(), rows);
+        gemm(wt, n, w.data(), rb, 0, rows, a.data(), arb, n_tok, out.data(), rows);
         benchmark::DoNotOptimize(out.data());
     }
     state.SetItemsProcessed(static_cast<int64_t>(state.iterations()) * rows * n_tok * n);
@@ -144,13 +155,20 @@ const int kRegistered = [] {
         const std::string is = kn::isa_name(isa);
         for (TypeId wt : kTypes) {
             const std::string tn = gemma::type_name(wt);
-            benchmark::RegisterBenchmark(("decode_dram/" + is + "/" + tn).c_str(), BM_Decode, wt, isa, size_t{64} << 20);
-            benchmark::RegisterBenchmark(("decode_l2/" + is + "/" + tn).c_str(), BM_Decode, wt, isa, size_t{256} << 10);
+            // The plain layout for every type, and the repacked one beside it where the loader repacks.
+            for (bool packed : {false, true}) {
+                if (packed && !kn::packable(wt, 2048)) continue;
+                const std::string lay = packed ? "_packed/" : "/";
+                benchmark::RegisterBenchmark(("decode_dram" + lay + is + "/" + tn).c_str(), BM_Decode, wt, isa,
+                                             size_t{64} << 20, packed);
+                benchmark::RegisterBenchmark(("decode_l2" + lay + is + "/" + tn).c_str(), BM_Decode, wt, isa,
+                                             size_t{256} << 10, packed);
+                auto* g = benchmark::RegisterBenchmark(("gemm" + lay + is + "/" + tn).c_str(), BM_Gemm, wt, isa, packed);
+                g->Arg(8)->Arg(64);
+                if (isa == kn::Isa::Ref) g->Iterations(1);
+                else g->Arg(512);  // activations larger than L2: exercises the token blocking
+            }
             benchmark::RegisterBenchmark(("vec_dot_l2/" + is + "/" + tn).c_str(), BM_VecDot, wt, isa);
-            auto* g = benchmark::RegisterBenchmark(("gemm/" + is + "/" + tn).c_str(), BM_Gemm, wt, isa);
-            g->Arg(8)->Arg(64);
-            if (isa == kn::Isa::Ref) g->Iterations(1);
-            else g->Arg(512);  // activations larger than L2: exercises the token blocking
         }
         for (TypeId wt : {TypeId::Q4_0, TypeId::Q4_1, TypeId::Q4_K, TypeId::F16, TypeId::BF16})
             benchmark::RegisterBenchmark(("convert_act/" + is + "/" + std::string(gemma::type_name(wt))).c_str(),
