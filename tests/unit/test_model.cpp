@@ -1,4 +1,4 @@
-// Model layer: thread-count invariance, batch vs KV-cache decoding, KV cache types, debug hook, load errors.
+// Model layer: thread-count invariance, batch vs KV-cache decoding, repacking, KV cache types, debug hook, load errors.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -11,6 +11,8 @@
 #include <vector>
 
 #include "core/error.h"
+#include "quant/blocks.h"
+#include "core/fp16.h"
 #include "gguf/gguf.h"
 #include "model/context.h"
 #include "model/model.h"
@@ -81,8 +83,10 @@ TEST(Model, ConfigFromMetadata) {
 
 TEST(Model, SameLogitsForOneTwoAndThreeThreads) {
     ops::ThreadPool p1(1), p2(2), p3(3);
+    // Q4_0, Q8_0 and Q4_K_M run the repacked kernels: threads get whole 8-row groups, never split ones.
     for (const std::string& path : {f32_path(), test::golden("tiny-7b/q/tiny-7b-Q4_K_M.gguf"),
-                                   test::golden("tiny-7b/q/tiny-7b-F16.gguf")}) {
+                                   test::golden("tiny-7b/q/tiny-7b-F16.gguf"), test::golden("tiny-7b/q/tiny-7b-Q4_0.gguf"),
+                                   test::golden("tiny-7b/q/tiny-7b-Q8_0.gguf")}) {
         const auto m = Model::load(path);
         const auto a = batch_logits(*m, prompt(), p1);
         const auto b = batch_logits(*m, prompt(), p2);
@@ -98,7 +102,8 @@ TEST(Model, SameLogitsForOneTwoAndThreeThreads) {
 TEST(Model, BatchMatchesTokenByToken) {
     ops::ThreadPool pool(2);
     for (const auto& [path, tol] : std::vector<std::pair<std::string, double>>{
-             {f32_path(), 1e-4}, {test::golden("tiny-7b/q/tiny-7b-Q4_K_M.gguf"), 3e-2}}) {
+             {f32_path(), 1e-4}, {test::golden("tiny-7b/q/tiny-7b-Q4_K_M.gguf"), 3e-2},
+             {test::golden("tiny-7b/q/tiny-7b-Q4_0.gguf"), 3e-2}}) {
         const auto m = Model::load(path);
         const auto batch = batch_logits(*m, prompt(), pool);
         const auto steps = stepwise_logits(*m, prompt(), pool);
@@ -110,6 +115,40 @@ TEST(Model, BatchMatchesTokenByToken) {
         const auto split = batch_logits(*m, prompt(), pool, TypeId::F16, 7);
         EXPECT_LE(test::rel_l2(split.data(), batch.data(), batch.size()), tol) << path;
     }
+}
+
+// Only whole 8-row groups of a packable type are repacked; the rest stay in place, and a repacked matrix
+// gives what the plain one gives.
+TEST(Model, RepackTakesWholeGroupsOfPackableTypes) {
+    const int64_t n = 64;
+    const size_t rb = row_size(TypeId::Q8_0, n);
+    std::vector<uint8_t> rows(16 * rb);
+    for (size_t i = 0; i < rows.size(); ++i) rows[i] = static_cast<uint8_t>(i * 37 + 11);
+    for (size_t o = 0; o < rows.size(); o += sizeof(block_q8_0)) {
+        const uint16_t d = fp32_to_fp16(0.01f);
+        std::memcpy(&rows[o], &d, 2);
+    }
+    ModelWeights w;
+    w.output = ops::Matrix{TypeId::Q8_0, n, 12, rows.data(), rb, false};  // 12 rows: not whole groups
+    EXPECT_EQ(w.repack(), 0u);
+    EXPECT_FALSE(w.output.packed);
+    EXPECT_EQ(w.output.data, rows.data());
+    w.output = ops::Matrix{TypeId::Q4_1, 32, 16, rows.data(), row_size(TypeId::Q4_1, 32), false};  // no layout
+    EXPECT_EQ(w.repack(), 0u);
+    const ops::Matrix plain{TypeId::Q8_0, n, 16, rows.data(), rb, false};
+    w.output = plain;
+    EXPECT_EQ(w.repack(), 16 * rb);
+    ASSERT_TRUE(w.output.packed);
+    EXPECT_NE(w.output.data, rows.data());
+    EXPECT_EQ(w.repack(), 0u);  // already packed
+    ops::ThreadPool pool(2);
+    std::vector<float> x(static_cast<size_t>(n));
+    for (size_t i = 0; i < x.size(); ++i) x[i] = std::sin(static_cast<float>(i));
+    std::vector<uint8_t> scratch(ops::act_bytes(TypeId::Q8_0, n));
+    std::vector<float> a(16), b(16);
+    ops::matmul(plain, x.data(), n, 1, a.data(), 16, scratch.data(), pool);
+    ops::matmul(w.output, x.data(), n, 1, b.data(), 16, scratch.data(), pool);
+    for (size_t r = 0; r < 16; ++r) EXPECT_NEAR(b[r], a[r], 1e-5 * (std::fabs(a[r]) + 1)) << r;
 }
 
 TEST(Model, KvCacheTypes) {
