@@ -120,7 +120,7 @@ struct PackedQ8_0 {
 // Byte-pick masks for vpshufb: in every 32-bit lane, int16 pairs (byte j0 of the lane, byte j1 of the lane),
 // zero-extended. Turns the 8 rows' unpacked scale (or min) bytes into the int16 factors of one madd.
 struct PickMasks {
-    int8_t m[4][4][32] = {};  // [j0][j1 - j0 or so, see at()][byte]
+    int8_t m[4][4][32] = {};  // [j0][j1][byte]
     constexpr PickMasks() {
         for (int j0 = 0; j0 < 4; ++j0)
             for (int j1 = 0; j1 < 4; ++j1)
