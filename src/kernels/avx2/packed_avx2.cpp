@@ -34,88 +34,87 @@ void offset_sums(const block_q8_0* a, int64_t nb, int32_t* s) {
 // Q4_0: unsigned nibbles q times signed activations, with the offset removed once per block as 8 * sum(a)
 // (computed once per token and block by the driver, shared by every group). Eight maddubs results fit in
 // int16 (|q * a| <= 15 * 128, 16 products per lane pair), so one madd widens a whole block.
-struct PackedQ4_0 {
+struct Q4_0Ints {
     using Group = block_q4_0x8;
-    using Act = block_q8_0;
-    static constexpr int64_t kQK = 32;
-    static constexpr int kAux = 1;   // per token and block: 8 * sum(a)
-    static constexpr int kMaxT = 4;  // tokens per tile: 2T accumulators plus the unpacked weights in registers
-    static void prepare(const Act* a, int64_t nb, int32_t* aux) { offset_sums(a, nb, aux); }
+    static constexpr int kAux = 1;  // per token and block: 8 * sum(a)
+    static void prepare(const block_q8_0* a, int64_t nb, int32_t* aux) { offset_sums(a, nb, aux); }
 
     template <int T>
-    static void tile(int64_t nb, const Group* g, const Act* const* a, const int32_t* const* sums, float* out,
-                     int64_t stride) {
-        __m256 acc[T];
-        #pragma GCC unroll 8
-        for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
+    GEMMA_ALWAYS_INLINE static void block(const Group& g, const block_q8_0* const* a, const int32_t* const* sums,
+                                          int64_t b, __m256i (&i32)[T]) {
         const __m256i m4 = _mm256_set1_epi8(0x0F);
-        const __m256i ones = _mm256_set1_epi16(1);
-        for (int64_t b = 0; b < nb; ++b) {
-            __m256i s16[T];
-            #pragma GCC unroll 4
-            for (int k = 0; k < 4; ++k) {
-                const __m256i raw = loadu256(g[b].qs + 32 * k);
-                const __m256i lo = _mm256_and_si256(raw, m4);                         // elements 4k..4k+3
-                const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);   // elements 16+4k..
-                #pragma GCC unroll 8
-                for (int t = 0; t < T; ++t) {
-                    const __m256i p = _mm256_add_epi16(_mm256_maddubs_epi16(lo, bcast_word(a[t][b].qs + 4 * k)),
-                                                       _mm256_maddubs_epi16(hi, bcast_word(a[t][b].qs + 16 + 4 * k)));
-                    s16[t] = k == 0 ? p : _mm256_add_epi16(s16[t], p);
-                }
-            }
-            const __m256 dw = _mm256_cvtph_ps(loadu128(g[b].d));
+        __m256i s16[T];
+        #pragma GCC unroll 4
+        for (int k = 0; k < 4; ++k) {
+            const __m256i raw = loadu256(g.qs + 32 * k);
+            const __m256i lo = _mm256_and_si256(raw, m4);                        // elements 4k..4k+3
+            const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);  // elements 16+4k..
             #pragma GCC unroll 8
             for (int t = 0; t < T; ++t) {
-                const __m256i i32 = _mm256_sub_epi32(_mm256_madd_epi16(s16[t], ones), _mm256_set1_epi32(sums[t][b]));
-                acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i32), _mm256_mul_ps(dw, fp16x8_splat(&a[t][b].d)), acc[t]);
+                const __m256i p = _mm256_add_epi16(_mm256_maddubs_epi16(lo, bcast_word(a[t][b].qs + 4 * k)),
+                                                   _mm256_maddubs_epi16(hi, bcast_word(a[t][b].qs + 16 + 4 * k)));
+                s16[t] = k == 0 ? p : _mm256_add_epi16(s16[t], p);
             }
         }
         #pragma GCC unroll 8
-        for (int t = 0; t < T; ++t) _mm256_storeu_ps(out + t * stride, acc[t]);
+        for (int t = 0; t < T; ++t)
+            i32[t] = _mm256_sub_epi32(_mm256_madd_epi16(s16[t], _mm256_set1_epi16(1)), _mm256_set1_epi32(sums[t][b]));
     }
 };
 
 // Q8_0: signed x signed through the sign trick; one maddubs result can reach 2 * 128 * 127, so each is
 // widened to int32 on its own.
-struct PackedQ8_0 {
+struct Q8_0Ints {
     using Group = block_q8_0x8;
-    using Act = block_q8_0;
-    static constexpr int64_t kQK = 32;
     static constexpr int kAux = 0;
-    static constexpr int kMaxT = 4;
-    static void prepare(const Act*, int64_t, int32_t*) {}
+    static void prepare(const block_q8_0*, int64_t, int32_t*) {}
 
     template <int T>
-    static void tile(int64_t nb, const Group* g, const Act* const* a, const int32_t* const*, float* out,
+    GEMMA_ALWAYS_INLINE static void block(const Group& g, const block_q8_0* const* a, const int32_t* const*, int64_t b,
+                                          __m256i (&i32)[T]) {
+        #pragma GCC unroll 8
+        for (int k = 0; k < 8; ++k) {
+            const __m256i w = loadu256(g.qs + 32 * k);
+            const __m256i aw = _mm256_sign_epi8(w, w);
+            #pragma GCC unroll 8
+            for (int t = 0; t < T; ++t) {
+                const __m256i p = _mm256_madd_epi16(
+                    _mm256_maddubs_epi16(aw, _mm256_sign_epi8(bcast_word(a[t][b].qs + 4 * k), w)), _mm256_set1_epi16(1));
+                i32[t] = k == 0 ? p : _mm256_add_epi32(i32[t], p);
+            }
+        }
+    }
+};
+
+// The 32-element types against Q8_0: F gives each block's exact integer dots (a lane per row), the tile
+// scales them by d_w * d_a with one fma per block.
+template <typename F>
+struct Packed32 {
+    using Group = typename F::Group;
+    using Act = block_q8_0;
+    static constexpr int64_t kQK = 32;
+    static constexpr int kAux = F::kAux;
+    static constexpr int kMaxT = 4;  // tokens per tile: 2T accumulators plus the unpacked weights in registers
+    static void prepare(const Act* a, int64_t nb, int32_t* aux) { F::prepare(a, nb, aux); }
+
+    template <int T>
+    static void tile(int64_t nb, const Group* g, const Act* const* a, const int32_t* const* aux, float* out,
                      int64_t stride) {
         __m256 acc[T];
         #pragma GCC unroll 8
         for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
-        const __m256i ones = _mm256_set1_epi16(1);
         for (int64_t b = 0; b < nb; ++b) {
-            __m256i s32[T];
-            #pragma GCC unroll 8
-            for (int k = 0; k < 8; ++k) {
-                const __m256i w = loadu256(g[b].qs + 32 * k);
-                const __m256i aw = _mm256_sign_epi8(w, w);
-                #pragma GCC unroll 8
-                for (int t = 0; t < T; ++t) {
-                    const __m256i p = _mm256_madd_epi16(
-                        _mm256_maddubs_epi16(aw, _mm256_sign_epi8(bcast_word(a[t][b].qs + 4 * k), w)), ones);
-                    s32[t] = k == 0 ? p : _mm256_add_epi32(s32[t], p);
-                }
-            }
+            __m256i i32[T];
+            F::template block<T>(g[b], a, aux, b, i32);
             const __m256 dw = _mm256_cvtph_ps(loadu128(g[b].d));
             #pragma GCC unroll 8
             for (int t = 0; t < T; ++t)
-                acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s32[t]), _mm256_mul_ps(dw, fp16x8_splat(&a[t][b].d)), acc[t]);
+                acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i32[t]), _mm256_mul_ps(dw, fp16x8_splat(&a[t][b].d)), acc[t]);
         }
         #pragma GCC unroll 8
         for (int t = 0; t < T; ++t) _mm256_storeu_ps(out + t * stride, acc[t]);
     }
 };
-
 
 // Byte-pick masks for vpshufb: in every 32-bit lane, int16 pairs (byte j0 of the lane, byte j1 of the lane),
 // zero-extended. Turns the 8 rows' unpacked scale (or min) bytes into the int16 factors of one madd.
@@ -296,8 +295,8 @@ void gemm_packed_tiled(int64_t n, const void* W, size_t wrb, int64_t r0, int64_t
 }  // namespace
 
 void fill_avx2_packed(KernelTable& t) {
-    t.gemm_packed[idx(TypeId::Q4_0)] = gemm_packed_tiled<PackedQ4_0>;
-    t.gemm_packed[idx(TypeId::Q8_0)] = gemm_packed_tiled<PackedQ8_0>;
+    t.gemm_packed[idx(TypeId::Q4_0)] = gemm_packed_tiled<Packed32<Q4_0Ints>>;
+    t.gemm_packed[idx(TypeId::Q8_0)] = gemm_packed_tiled<Packed32<Q8_0Ints>>;
     t.gemm_packed[idx(TypeId::Q4_K)] = gemm_packed_tiled<PackedK<block_q4_Kx8>>;
     t.gemm_packed[idx(TypeId::Q5_K)] = gemm_packed_tiled<PackedK<block_q5_Kx8>>;
 }

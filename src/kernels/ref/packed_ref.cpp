@@ -82,58 +82,47 @@ void scale_min_k4(const Group& g, int r, int j, int& sc, int& m) {
     }
 }
 
-// Q4_K / Q5_K: acc = fma(isum, d * d_a, acc), then acc = fma(-msum, dmin * d_a, acc) per super-block, where
-// isum is sum_j scale_j * (q . a over sub-block j) and msum is sum_j min_j * (the activation sum of sub-block j).
-template <typename Group>
-void gemm_packed_k_ref(int64_t n, const void* W, size_t wrb, int64_t r0, int64_t r1, const void* act, size_t arb,
-                          int64_t n_tok, float* out, int64_t stride) {
-    const int64_t nb = n / QK_K;
-    for (int64_t t = 0; t < n_tok; ++t) {
-        const auto* a = reinterpret_cast<const block_q8_K*>(static_cast<const uint8_t*>(act) + t * arb);
-        for (int64_t g0 = r0; g0 < r1; g0 += kRows) {
-            const auto* g = reinterpret_cast<const Group*>(static_cast<const uint8_t*>(W) + g0 * wrb);
-            for (int r = 0; r < kRows; ++r) {
-                float acc = 0.0f;
-                for (int64_t b = 0; b < nb; ++b) {
-                    int32_t isum = 0, msum = 0;
-                    for (int j = 0; j < 8; ++j) {
-                        int sc = 0, m = 0;
-                        scale_min_k4(g[b], r, j, sc, m);
-                        int32_t dot = 0;
-                        for (int i = 0; i < 32; ++i) {
-                            const int k = 8 * (j / 2) + i / 4;  // the qs word holding element i of sub-block j
-                            const uint8_t q = g[b].qs[32 * k + 4 * r + i % 4];
-                            int v = (j % 2) ? (q >> 4) : (q & 0xF);
-                            if constexpr (requires { g[b].qh; })
-                                v |= ((g[b].qh[32 * (i / 4) + 4 * r + i % 4] >> j) & 1) << 4;
-                            dot += v * a[b].qs[32 * j + i];
-                        }
-                        isum += sc * dot;
-                        msum += m * (a[b].bsums[2 * j] + a[b].bsums[2 * j + 1]);
-                    }
-                    acc = std::fma(static_cast<float>(isum), fp16_to_fp32(g[b].d[r]) * a[b].d, acc);
-                    acc = std::fma(-static_cast<float>(msum), fp16_to_fp32(g[b].dmin[r]) * a[b].d, acc);
-                }
-                out[t * stride + g0 + r] = acc;
-            }
-        }
-    }
+// One row's step over one block of the 32-element types: acc = fma(isum, d_w * d_a, acc).
+template <typename Group, int32_t (*Isum)(const Group&, int, const block_q8_0&)>
+float step_32(const Group& g, int r, const block_q8_0& a, float acc) {
+    return std::fma(static_cast<float>(Isum(g, r, a)), fp16_to_fp32(g.d[r]) * fp16_to_fp32(a.d), acc);
 }
 
-template <typename Group, int32_t (*Isum)(const Group&, int, const block_q8_0&)>
+// Q4_K / Q5_K, one super-block: acc = fma(isum, d * d_a, acc), then acc = fma(-msum, dmin * d_a, acc), where
+// isum is sum_j scale_j * (q . a over sub-block j) and msum is sum_j min_j * (the activation sum of sub-block j).
+template <typename Group>
+float step_k(const Group& g, int r, const block_q8_K& a, float acc) {
+    int32_t isum = 0, msum = 0;
+    for (int j = 0; j < 8; ++j) {
+        int sc = 0, m = 0;
+        scale_min_k4(g, r, j, sc, m);
+        int32_t dot = 0;
+        for (int i = 0; i < 32; ++i) {
+            const int k = 8 * (j / 2) + i / 4;  // the qs word holding element i of sub-block j
+            const uint8_t q = g.qs[32 * k + 4 * r + i % 4];
+            int v = (j % 2) ? (q >> 4) : (q & 0xF);
+            if constexpr (requires { g.qh; }) v |= ((g.qh[32 * (i / 4) + 4 * r + i % 4] >> j) & 1) << 4;
+            dot += v * a.qs[32 * j + i];
+        }
+        isum += sc * dot;
+        msum += m * (a.bsums[2 * j] + a.bsums[2 * j + 1]);
+    }
+    acc = std::fma(static_cast<float>(isum), fp16_to_fp32(g.d[r]) * a.d, acc);
+    return std::fma(-static_cast<float>(msum), fp16_to_fp32(g.dmin[r]) * a.d, acc);
+}
+
+// Every (row, token): acc = 0, then Step over the blocks in order.
+template <typename Group, typename Act, int QK, float (*Step)(const Group&, int, const Act&, float)>
 void gemm_packed_ref(int64_t n, const void* W, size_t wrb, int64_t r0, int64_t r1, const void* act, size_t arb,
                      int64_t n_tok, float* out, int64_t stride) {
-    const int64_t nb = n / 32;
+    const int64_t nb = n / QK;
     for (int64_t t = 0; t < n_tok; ++t) {
-        const auto* a = reinterpret_cast<const block_q8_0*>(static_cast<const uint8_t*>(act) + t * arb);
+        const auto* a = reinterpret_cast<const Act*>(static_cast<const uint8_t*>(act) + t * arb);
         for (int64_t g0 = r0; g0 < r1; g0 += kRows) {
             const auto* g = reinterpret_cast<const Group*>(static_cast<const uint8_t*>(W) + g0 * wrb);
             for (int r = 0; r < kRows; ++r) {
                 float acc = 0.0f;
-                for (int64_t b = 0; b < nb; ++b) {
-                    const float d = fp16_to_fp32(g[b].d[r]) * fp16_to_fp32(a[b].d);
-                    acc = std::fma(static_cast<float>(Isum(g[b], r, a[b])), d, acc);
-                }
+                for (int64_t b = 0; b < nb; ++b) acc = Step(g[b], r, a[b], acc);
                 out[t * stride + g0 + r] = acc;
             }
         }
@@ -145,12 +134,14 @@ void gemm_packed_ref(int64_t n, const void* W, size_t wrb, int64_t r0, int64_t r
 void fill_ref_packed(KernelTable& t) {
     t.pack[idx(TypeId::Q4_0)] = pack<block_q4_0x8, block_q4_0>;
     t.pack[idx(TypeId::Q8_0)] = pack<block_q8_0x8, block_q8_0>;
-    t.gemm_packed[idx(TypeId::Q4_0)] = gemm_packed_ref<block_q4_0x8, isum_q4_0>;
-    t.gemm_packed[idx(TypeId::Q8_0)] = gemm_packed_ref<block_q8_0x8, isum_q8_0>;
+    t.gemm_packed[idx(TypeId::Q4_0)] =
+        gemm_packed_ref<block_q4_0x8, block_q8_0, QK4_0, step_32<block_q4_0x8, isum_q4_0>>;
+    t.gemm_packed[idx(TypeId::Q8_0)] =
+        gemm_packed_ref<block_q8_0x8, block_q8_0, QK8_0, step_32<block_q8_0x8, isum_q8_0>>;
     t.pack[idx(TypeId::Q4_K)] = pack_k<block_q4_Kx8, block_q4_K>;
-    t.gemm_packed[idx(TypeId::Q4_K)] = gemm_packed_k_ref<block_q4_Kx8>;
+    t.gemm_packed[idx(TypeId::Q4_K)] = gemm_packed_ref<block_q4_Kx8, block_q8_K, QK_K, step_k<block_q4_Kx8>>;
     t.pack[idx(TypeId::Q5_K)] = pack_k<block_q5_Kx8, block_q5_K>;
-    t.gemm_packed[idx(TypeId::Q5_K)] = gemm_packed_k_ref<block_q5_Kx8>;
+    t.gemm_packed[idx(TypeId::Q5_K)] = gemm_packed_ref<block_q5_Kx8, block_q8_K, QK_K, step_k<block_q5_Kx8>>;
 }
 
 }  // namespace gemma::kernels::detail
