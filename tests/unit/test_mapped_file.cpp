@@ -52,5 +52,14 @@ TEST(LargeBuffer, WritableAndMovable) {
     EXPECT_EQ(LargeBuffer(0).data(), nullptr);
 }
 
+TEST(LargeBuffer, ImpossibleSizeIsAClearError) {
+    try {
+        LargeBuffer b(size_t{1} << 62);
+        FAIL() << "no error";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("cannot allocate"), std::string::npos) << e.what();
+    }
+}
+
 }  // namespace
 }  // namespace gemma
