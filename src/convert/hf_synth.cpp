@@ -16,6 +16,7 @@
 #include "convert/synth.h"
 #include "core/error.h"
 #include "core/fp16.h"
+#include "gemma_paths.h"
 
 namespace gemma {
 

@@ -13,6 +13,7 @@
 #include "convert/synth.h"
 #include "support/golden.h"
 #include "tokenizer/tokenizer.h"
+#include "gemma_paths.h"
 
 namespace gemma {
 namespace {

@@ -24,6 +24,7 @@
 #include "quant/quantize_model.h"
 #include "runtime/release.h"
 #include "support/golden.h"
+#include "gemma_paths.h"
 
 extern char** environ;
 

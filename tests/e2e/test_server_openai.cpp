@@ -19,6 +19,7 @@
 
 #include "convert/synth.h"
 #include "support/golden.h"
+#include "gemma_paths.h"
 
 extern char** environ;
 

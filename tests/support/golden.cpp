@@ -11,6 +11,7 @@
 #include <fstream>
 #include <iterator>
 #include <sstream>
+#include "gemma_paths.h"
 
 namespace gemma::test {
 

@@ -5,6 +5,7 @@
 #include "command.h"
 #include "convert/synth.h"
 #include "core/error.h"
+#include "gemma_paths.h"
 
 namespace {
 
