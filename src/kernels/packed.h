@@ -13,6 +13,13 @@ namespace gemma::kernels::detail {
 #pragma pack(push, 1)
 struct block_q4_0x8 { fp16_t d[8]; uint8_t qs[8 * QK4_0 / 2]; };  // nibble semantics of block_q4_0 kept
 struct block_q8_0x8 { fp16_t d[8]; int8_t qs[8 * QK8_0]; };
+struct block_iq4_nlx8 { fp16_t d[8]; uint8_t qs[8 * QK4_NL / 2]; };  // nibbles index kvalues_iq4nl
+struct block_q4_1x8 { fp16_t d[8]; fp16_t m[8]; uint8_t qs[8 * QK4_1 / 2]; };
+// Q5_0 / Q5_1: row r's 32 high bits are one word at qh[4r], rearranged so that a shift and a mask put the fifth
+// bit of the 4 elements of quant word k at bit 4 of each byte: byte j of the word holds the high bit of element
+// 4k+j at bit 4+k (the low nibbles' elements) and that of element 16+4k+j at bit k (the high nibbles').
+struct block_q5_0x8 { fp16_t d[8]; uint8_t qh[8 * 4]; uint8_t qs[8 * QK5_0 / 2]; };
+struct block_q5_1x8 { fp16_t d[8]; fp16_t m[8]; uint8_t qh[8 * 4]; uint8_t qs[8 * QK5_1 / 2]; };
 // Q4_K: the same word interleave for qs (word k of a row: 4 bytes of sub-block pair k/8, low nibbles in
 // sub-block 2(k/8), high in 2(k/8)+1), and the 12 scale bytes as 3 words, word w of row r at sc[4(8w + r)], so
 // the 6-bit scales and mins of all 8 rows unpack with the same word operations that unpack one row.
@@ -25,6 +32,10 @@ struct block_q5_Kx8 {
 #pragma pack(pop)
 static_assert(sizeof(block_q4_0x8) == 8 * sizeof(block_q4_0));
 static_assert(sizeof(block_q8_0x8) == 8 * sizeof(block_q8_0));
+static_assert(sizeof(block_iq4_nlx8) == 8 * sizeof(block_iq4_nl));
+static_assert(sizeof(block_q4_1x8) == 8 * sizeof(block_q4_1));
+static_assert(sizeof(block_q5_0x8) == 8 * sizeof(block_q5_0));
+static_assert(sizeof(block_q5_1x8) == 8 * sizeof(block_q5_1));
 static_assert(sizeof(block_q4_Kx8) == 8 * sizeof(block_q4_K));
 static_assert(sizeof(block_q5_Kx8) == 8 * sizeof(block_q5_K));
 

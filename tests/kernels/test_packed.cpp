@@ -33,7 +33,8 @@ std::vector<uint8_t> weight_rows(std::mt19937& rng, TypeId wt, int64_t rows, int
     std::vector<uint8_t> w(static_cast<size_t>(rows) * row_size(wt, n));
     for (auto& b : w) b = extreme ? (wt == TypeId::Q8_0 ? 0x80 : 0xFF) : static_cast<uint8_t>(rng());
     std::uniform_real_distribution<float> ud(0.001f, 0.05f);
-    const int n_fp16 = wt == TypeId::Q4_K || wt == TypeId::Q5_K ? 2 : 1;  // d and dmin
+    // d and dmin (K types) or d and m (Q4_1, Q5_1) lead every block.
+    const int n_fp16 = wt == TypeId::Q4_K || wt == TypeId::Q5_K || wt == TypeId::Q4_1 || wt == TypeId::Q5_1 ? 2 : 1;
     for (size_t o = 0; o < w.size(); o += bs)
         for (int i = 0; i < n_fp16; ++i) {
             const uint16_t h = fp32_to_fp16((rng() & 1) ? ud(rng) : -ud(rng));
@@ -133,11 +134,13 @@ TEST_P(Packed, IsPackable) {
     EXPECT_FALSE(packable(wt, kMaxPackedRow + 32));
 }
 
-INSTANTIATE_TEST_SUITE_P(Types, Packed, ::testing::Values(TypeId::Q4_0, TypeId::Q8_0, TypeId::Q4_K, TypeId::Q5_K),
+INSTANTIATE_TEST_SUITE_P(Types, Packed,
+                         ::testing::Values(TypeId::Q4_0, TypeId::Q8_0, TypeId::Q4_1, TypeId::Q5_0, TypeId::Q5_1,
+                                           TypeId::IQ4_NL, TypeId::Q4_K, TypeId::Q5_K),
                          [](const auto& i) { return std::string(type_name(i.param)); });
 
 TEST(PackedLayout, OnlyWhereAKernelExists) {
-    for (TypeId t : {TypeId::F32, TypeId::F16, TypeId::Q4_1, TypeId::Q3_K, TypeId::Q6_K, TypeId::IQ4_NL})
+    for (TypeId t : {TypeId::F32, TypeId::F16, TypeId::Q2_K, TypeId::Q3_K, TypeId::IQ3_S})
         EXPECT_FALSE(packable(t, 4096)) << type_name(t);
 }
 

@@ -1,7 +1,8 @@
-// AVX2 gemm over row-interleaved Q4_0 / Q8_0 / Q4_K / Q5_K groups (kernels/packed.h): each instruction works on 8 rows.
+// AVX2 gemm over row-interleaved groups (kernels/packed.h): each instruction works on 8 rows.
 #include "kernels/avx2/avx2_common.h"
 #include "kernels/kernels_internal.h"
 #include "kernels/packed.h"
+#include "quant/iq_tables.h"
 
 #include <utility>
 
@@ -13,9 +14,9 @@ using namespace avx2;
 // One activation word (4 quants) in every lane: it meets 4 quants of each of the 8 rows of the group.
 inline __m256i bcast_word(const int8_t* p) { return _mm256_set1_epi32(static_cast<int>(load_u32(p))); }
 
-// s[b] = 8 * (sum of block b's quants): Q4_0's offset term. Eight blocks at a time through a transposing
+// s[b] = 2^shift * (sum of block b's quants): the offset term of Q4_0 (shift 3) and Q5_0 (shift 4). Eight blocks at a time through a transposing
 // hadd tree (a per-block horizontal sum costs twice as much, and decode recomputes this for every chunk).
-void offset_sums(const block_q8_0* a, int64_t nb, int32_t* s) {
+void offset_sums(const block_q8_0* a, int64_t nb, int32_t* s, int shift) {
     const __m256i ones8 = _mm256_set1_epi8(1);
     int64_t b = 0;
     for (; b + 8 <= nb; b += 8) {
@@ -26,39 +27,93 @@ void offset_sums(const block_q8_0* a, int64_t nb, int32_t* s) {
         const __m256i h1 = _mm256_hadd_epi32(_mm256_hadd_epi32(v[4], v[5]), _mm256_hadd_epi32(v[6], v[7]));
         // h0 holds blocks 0..3 (low 128: lanes 0..3 of each, high 128: lanes 4..7), h1 blocks 4..7.
         const __m256i tot = _mm256_add_epi32(_mm256_permute2x128_si256(h0, h1, 0x20), _mm256_permute2x128_si256(h0, h1, 0x31));
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(s + b), _mm256_slli_epi32(tot, 3));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(s + b), _mm256_sll_epi32(tot, _mm_cvtsi32_si128(shift)));
     }
-    for (; b < nb; ++b) s[b] = 8 * hsum_epi32(dot_u8s8_lanes(ones8, loadu256(a[b].qs)));
+    for (; b < nb; ++b) s[b] = hsum_epi32(dot_u8s8_lanes(ones8, loadu256(a[b].qs))) << shift;
 }
 
-// Q4_0: unsigned nibbles q times signed activations, with the offset removed once per block as 8 * sum(a)
-// (computed once per token and block by the driver, shared by every group). Eight maddubs results fit in
-// int16 (|q * a| <= 15 * 128, 16 products per lane pair), so one madd widens a whole block.
-struct Q4_0Ints {
-    using Group = block_q4_0x8;
-    static constexpr int kAux = 1;  // per token and block: 8 * sum(a)
-    static void prepare(const block_q8_0* a, int64_t nb, int32_t* aux) { offset_sums(a, nb, aux); }
+// The 4- and 5-bit types: unsigned quants q (the fifth bit ORed in from the rearranged high-bit word, packed.h)
+// times signed activations. Offset types (Q4_0: 8, Q5_0: 16) remove 2^kShift * sum(a) once per block, computed
+// once per token and block by the driver and shared by every group; min types (Q4_1, Q5_1) need nothing here.
+// maddubs results add up in int16 before one madd widens them: all 8 for 4 bits (|q a| <= 15 * 128, 16
+// products per lane pair), 4 for 5 bits (31 * 128).
+template <typename G, typename A, bool kHigh, int kShift>
+struct NibbleInts {
+    using Group = G;
+    using Act = A;
+    static constexpr int kAux = kShift > 0 ? 1 : 0;  // per token and block: 2^kShift * sum(a)
+    static void prepare(const Act* a, int64_t nb, int32_t* aux) {
+        if constexpr (kShift > 0) offset_sums(a, nb, aux, kShift);
+    }
 
     template <int T>
-    GEMMA_ALWAYS_INLINE static void block(const Group& g, const block_q8_0* const* a, const int32_t* const* sums,
-                                          int64_t b, __m256i (&i32)[T]) {
-        const __m256i m4 = _mm256_set1_epi8(0x0F);
+    GEMMA_ALWAYS_INLINE static void block(const Group& g, const Act* const* a, const int32_t* const* sums, int64_t b,
+                                          __m256i (&i32)[T]) {
+        const __m256i m4 = _mm256_set1_epi8(0x0F), b4 = _mm256_set1_epi8(0x10);
+        __m256i hbits = _mm256_setzero_si256();
+        if constexpr (kHigh) hbits = loadu256(g.qh);
         __m256i s16[T];
         #pragma GCC unroll 4
         for (int k = 0; k < 4; ++k) {
             const __m256i raw = loadu256(g.qs + 32 * k);
-            const __m256i lo = _mm256_and_si256(raw, m4);                        // elements 4k..4k+3
-            const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);  // elements 16+4k..
+            __m256i lo = _mm256_and_si256(raw, m4);                        // elements 4k..4k+3
+            __m256i hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);  // elements 16+4k..
+            if constexpr (kHigh) {
+                lo = _mm256_or_si256(lo, _mm256_and_si256(_mm256_srli_epi32(hbits, k), b4));
+                hi = _mm256_or_si256(hi, _mm256_and_si256(_mm256_slli_epi32(hbits, 4 - k), b4));
+            }
             #pragma GCC unroll 8
             for (int t = 0; t < T; ++t) {
                 const __m256i p = _mm256_add_epi16(_mm256_maddubs_epi16(lo, bcast_word(a[t][b].qs + 4 * k)),
                                                    _mm256_maddubs_epi16(hi, bcast_word(a[t][b].qs + 16 + 4 * k)));
-                s16[t] = k == 0 ? p : _mm256_add_epi16(s16[t], p);
+                s16[t] = k == 0 || (kHigh && k == 2) ? p : _mm256_add_epi16(s16[t], p);
+            }
+            if (k == 3 || (kHigh && k == 1)) {
+                #pragma GCC unroll 8
+                for (int t = 0; t < T; ++t) {
+                    const __m256i w = _mm256_madd_epi16(s16[t], _mm256_set1_epi16(1));
+                    i32[t] = k == 1 || !kHigh ? w : _mm256_add_epi32(i32[t], w);
+                }
             }
         }
-        #pragma GCC unroll 8
-        for (int t = 0; t < T; ++t)
-            i32[t] = _mm256_sub_epi32(_mm256_madd_epi16(s16[t], _mm256_set1_epi16(1)), _mm256_set1_epi32(sums[t][b]));
+        if constexpr (kShift > 0) {
+            #pragma GCC unroll 8
+            for (int t = 0; t < T; ++t) i32[t] = _mm256_sub_epi32(i32[t], _mm256_set1_epi32(sums[t][b]));
+        }
+    }
+};
+using Q4_0Ints = NibbleInts<block_q4_0x8, block_q8_0, false, 3>;
+using Q5_0Ints = NibbleInts<block_q5_0x8, block_q8_0, true, 4>;
+using Q4_1Ints = NibbleInts<block_q4_1x8, block_q8_1, false, 0>;
+using Q5_1Ints = NibbleInts<block_q5_1x8, block_q8_1, true, 0>;
+
+// IQ4_NL: the nibbles index the non-linear table (signed values up to 127 in magnitude), then the sign trick;
+// a maddubs result can reach 2 * 127 * 128, so each is widened on its own.
+struct IQ4_NLInts {
+    using Group = block_iq4_nlx8;
+    using Act = block_q8_0;
+    static constexpr int kAux = 0;
+    static void prepare(const Act*, int64_t, int32_t*) {}
+
+    template <int T>
+    GEMMA_ALWAYS_INLINE static void block(const Group& g, const Act* const* a, const int32_t* const*, int64_t b,
+                                          __m256i (&i32)[T]) {
+        const __m256i m4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
+        const __m256i table = _mm256_broadcastsi128_si256(loadu128(kvalues_iq4nl));
+        #pragma GCC unroll 4
+        for (int k = 0; k < 4; ++k) {
+            const __m256i raw = loadu256(g.qs + 32 * k);
+            const __m256i lo = _mm256_shuffle_epi8(table, _mm256_and_si256(raw, m4));
+            const __m256i hi = _mm256_shuffle_epi8(table, _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4));
+            const __m256i alo = _mm256_sign_epi8(lo, lo), ahi = _mm256_sign_epi8(hi, hi);
+            #pragma GCC unroll 8
+            for (int t = 0; t < T; ++t) {
+                const __m256i pl = _mm256_maddubs_epi16(alo, _mm256_sign_epi8(bcast_word(a[t][b].qs + 4 * k), lo));
+                const __m256i ph = _mm256_maddubs_epi16(ahi, _mm256_sign_epi8(bcast_word(a[t][b].qs + 16 + 4 * k), hi));
+                const __m256i p = _mm256_add_epi32(_mm256_madd_epi16(pl, ones), _mm256_madd_epi16(ph, ones));
+                i32[t] = k == 0 ? p : _mm256_add_epi32(i32[t], p);
+            }
+        }
     }
 };
 
@@ -66,6 +121,7 @@ struct Q4_0Ints {
 // widened to int32 on its own.
 struct Q8_0Ints {
     using Group = block_q8_0x8;
+    using Act = block_q8_0;
     static constexpr int kAux = 0;
     static void prepare(const block_q8_0*, int64_t, int32_t*) {}
 
@@ -86,12 +142,13 @@ struct Q8_0Ints {
     }
 };
 
-// The 32-element types against Q8_0: F gives each block's exact integer dots (a lane per row), the tile
-// scales them by d_w * d_a with one fma per block.
+// The 32-element types: F gives each block's exact integer dots (a lane per row), the tile scales them by
+// d_w * d_a with one fma per block, and adds m_w * s_a with a second one for the types with a min (vs Q8_1).
 template <typename F>
 struct Packed32 {
     using Group = typename F::Group;
-    using Act = block_q8_0;
+    using Act = typename F::Act;
+    static constexpr bool kMin = requires(const Group& g) { g.m; };
     static constexpr int64_t kQK = 32;
     static constexpr int kAux = F::kAux;
     static constexpr int kMaxT = 4;  // tokens per tile: 2T accumulators plus the unpacked weights in registers
@@ -110,6 +167,11 @@ struct Packed32 {
             #pragma GCC unroll 8
             for (int t = 0; t < T; ++t)
                 acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i32[t]), _mm256_mul_ps(dw, fp16x8_splat(&a[t][b].d)), acc[t]);
+            if constexpr (kMin) {
+                const __m256 mw = _mm256_cvtph_ps(loadu128(g[b].m));
+                #pragma GCC unroll 8
+                for (int t = 0; t < T; ++t) acc[t] = _mm256_fmadd_ps(mw, fp16x8_splat(&a[t][b].s), acc[t]);
+            }
         }
         #pragma GCC unroll 8
         for (int t = 0; t < T; ++t) _mm256_storeu_ps(out + t * stride, acc[t]);
@@ -297,6 +359,10 @@ void gemm_packed_tiled(int64_t n, const void* W, size_t wrb, int64_t r0, int64_t
 void fill_avx2_packed(KernelTable& t) {
     t.gemm_packed[idx(TypeId::Q4_0)] = gemm_packed_tiled<Packed32<Q4_0Ints>>;
     t.gemm_packed[idx(TypeId::Q8_0)] = gemm_packed_tiled<Packed32<Q8_0Ints>>;
+    t.gemm_packed[idx(TypeId::Q5_0)] = gemm_packed_tiled<Packed32<Q5_0Ints>>;
+    t.gemm_packed[idx(TypeId::Q4_1)] = gemm_packed_tiled<Packed32<Q4_1Ints>>;
+    t.gemm_packed[idx(TypeId::Q5_1)] = gemm_packed_tiled<Packed32<Q5_1Ints>>;
+    t.gemm_packed[idx(TypeId::IQ4_NL)] = gemm_packed_tiled<Packed32<IQ4_NLInts>>;
     t.gemm_packed[idx(TypeId::Q4_K)] = gemm_packed_tiled<PackedK<block_q4_Kx8>>;
     t.gemm_packed[idx(TypeId::Q5_K)] = gemm_packed_tiled<PackedK<block_q5_Kx8>>;
 }

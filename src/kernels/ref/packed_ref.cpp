@@ -1,16 +1,30 @@
-// Packing of row groups into the interleaved layouts (Q4_0, Q8_0, Q4_K, Q5_K), and the scalar reference gemm over them.
+// Packing of row groups into the interleaved layouts (packed.h), and the scalar reference gemm over them.
 #include <cmath>
 #include <cstring>
 
 #include "core/fp16.h"
 #include "kernels/kernels_internal.h"
 #include "kernels/packed.h"
+#include "quant/iq_tables.h"
 
 namespace gemma::kernels::detail {
 namespace {
 
 constexpr int kRows = 8;
 
+// The 32 high bits of a Q5_0 / Q5_1 block (bit e: element e) in the packed order of packed.h.
+uint32_t packed_qh(const uint8_t* qh) {
+    uint32_t h = 0, out = 0;
+    std::memcpy(&h, qh, 4);
+    for (int k = 0; k < 4; ++k)
+        for (int j = 0; j < 4; ++j) {
+            out |= ((h >> (4 * k + j)) & 1u) << (8 * j + 4 + k);
+            out |= ((h >> (16 + 4 * k + j)) & 1u) << (8 * j + k);
+        }
+    return out;
+}
+
+// The 32-element types: d (and m), the high-bit words, and the quant words interleaved.
 template <typename Group, typename Block>
 void pack(int64_t n, const void* src, size_t row_bytes, void* dst) {
     constexpr int kWords = static_cast<int>(sizeof(Block{}.qs)) / 4;
@@ -22,6 +36,11 @@ void pack(int64_t n, const void* src, size_t row_bytes, void* dst) {
             Block in;
             std::memcpy(&in, s + static_cast<size_t>(r) * row_bytes + static_cast<size_t>(b) * sizeof(Block), sizeof in);
             out.d[r] = in.d;
+            if constexpr (requires { in.m; }) out.m[r] = in.m;
+            if constexpr (requires { in.qh; }) {
+                const uint32_t h = packed_qh(in.qh);
+                std::memcpy(&out.qh[4 * r], &h, 4);
+            }
             for (int k = 0; k < kWords; ++k) std::memcpy(&out.qs[32 * k + 4 * r], &in.qs[4 * k], 4);
         }
         std::memcpy(g + b, &out, sizeof out);
@@ -52,22 +71,26 @@ void pack_k(int64_t n, const void* src, size_t row_bytes, void* dst) {
 // The packed arithmetic, which every ISA reproduces bit for bit: per (row, token) one exact integer dot per
 // block, then acc = fma(float(isum), d_w * d_a, acc) over blocks in order. Exact integers make the SIMD
 // lanes' summation order irrelevant; only the float steps are fixed, and they are the same here.
-int32_t isum_q4_0(const block_q4_0x8& g, int r, const block_q8_0& a) {
-    int32_t s = 0;
-    for (int k = 0; k < 4; ++k)
-        for (int j = 0; j < 4; ++j) {
-            const uint8_t q = g.qs[32 * k + 4 * r + j];
-            s += ((q & 0xF) - 8) * a.qs[4 * k + j] + ((q >> 4) - 8) * a.qs[16 + 4 * k + j];
-        }
-    return s;
+// Element e of row r's block as the integer the kernels multiply (offsets removed; 4-bit types: word k holds
+// elements 4k..4k+3 in its low nibbles and 16+4k.. in its high nibbles).
+template <typename Group>
+int nibble(const Group& g, int r, int e) {
+    const uint8_t q = g.qs[32 * ((e % 16) / 4) + 4 * r + e % 4];
+    return e < 16 ? (q & 0xF) : (q >> 4);
 }
-
-int32_t isum_q8_0(const block_q8_0x8& g, int r, const block_q8_0& a) {
-    int32_t s = 0;
-    for (int k = 0; k < 8; ++k)
-        for (int j = 0; j < 4; ++j) s += g.qs[32 * k + 4 * r + j] * a.qs[4 * k + j];
-    return s;
+template <typename Group>
+int high_bit(const Group& g, int r, int e) {
+    uint32_t h = 0;
+    std::memcpy(&h, &g.qh[4 * r], 4);
+    const int f = e % 16;
+    return static_cast<int>((h >> (8 * (f % 4) + f / 4 + (e < 16 ? 4 : 0))) & 1u);
 }
+int val_q4_0(const block_q4_0x8& g, int r, int e) { return nibble(g, r, e) - 8; }
+int val_q4_1(const block_q4_1x8& g, int r, int e) { return nibble(g, r, e); }
+int val_q5_0(const block_q5_0x8& g, int r, int e) { return (nibble(g, r, e) | high_bit(g, r, e) << 4) - 16; }
+int val_q5_1(const block_q5_1x8& g, int r, int e) { return nibble(g, r, e) | high_bit(g, r, e) << 4; }
+int val_iq4_nl(const block_iq4_nlx8& g, int r, int e) { return kvalues_iq4nl[nibble(g, r, e)]; }
+int val_q8_0(const block_q8_0x8& g, int r, int e) { return g.qs[32 * (e / 4) + 4 * r + e % 4]; }
 
 // Row r's 6-bit scale and min of sub-block j, from the interleaved scale words (ggml's get_scale_min_k4).
 template <typename Group>
@@ -82,10 +105,15 @@ void scale_min_k4(const Group& g, int r, int j, int& sc, int& m) {
     }
 }
 
-// One row's step over one block of the 32-element types: acc = fma(isum, d_w * d_a, acc).
-template <typename Group, int32_t (*Isum)(const Group&, int, const block_q8_0&)>
-float step_32(const Group& g, int r, const block_q8_0& a, float acc) {
-    return std::fma(static_cast<float>(Isum(g, r, a)), fp16_to_fp32(g.d[r]) * fp16_to_fp32(a.d), acc);
+// One row's step over one block of the 32-element types: acc = fma(isum, d_w * d_a, acc), then for the types
+// with a min (against Q8_1) acc = fma(m_w, s_a, acc).
+template <typename Group, typename Act, int (*Val)(const Group&, int, int)>
+float step_32(const Group& g, int r, const Act& a, float acc) {
+    int32_t isum = 0;
+    for (int e = 0; e < 32; ++e) isum += Val(g, r, e) * a.qs[e];
+    acc = std::fma(static_cast<float>(isum), fp16_to_fp32(g.d[r]) * fp16_to_fp32(a.d), acc);
+    if constexpr (requires { g.m; }) acc = std::fma(fp16_to_fp32(g.m[r]), fp16_to_fp32(a.s), acc);
+    return acc;
 }
 
 // Q4_K / Q5_K, one super-block: acc = fma(isum, d * d_a, acc), then acc = fma(-msum, dmin * d_a, acc), where
@@ -129,15 +157,21 @@ void gemm_packed_ref(int64_t n, const void* W, size_t wrb, int64_t r0, int64_t r
     }
 }
 
+template <typename Group, typename Block, typename Act, int (*Val)(const Group&, int, int)>
+void install_32(KernelTable& t, TypeId id) {
+    t.pack[idx(id)] = pack<Group, Block>;
+    t.gemm_packed[idx(id)] = gemm_packed_ref<Group, Act, 32, step_32<Group, Act, Val>>;
+}
+
 }  // namespace
 
 void fill_ref_packed(KernelTable& t) {
-    t.pack[idx(TypeId::Q4_0)] = pack<block_q4_0x8, block_q4_0>;
-    t.pack[idx(TypeId::Q8_0)] = pack<block_q8_0x8, block_q8_0>;
-    t.gemm_packed[idx(TypeId::Q4_0)] =
-        gemm_packed_ref<block_q4_0x8, block_q8_0, QK4_0, step_32<block_q4_0x8, isum_q4_0>>;
-    t.gemm_packed[idx(TypeId::Q8_0)] =
-        gemm_packed_ref<block_q8_0x8, block_q8_0, QK8_0, step_32<block_q8_0x8, isum_q8_0>>;
+    install_32<block_q4_0x8, block_q4_0, block_q8_0, val_q4_0>(t, TypeId::Q4_0);
+    install_32<block_q8_0x8, block_q8_0, block_q8_0, val_q8_0>(t, TypeId::Q8_0);
+    install_32<block_q4_1x8, block_q4_1, block_q8_1, val_q4_1>(t, TypeId::Q4_1);
+    install_32<block_q5_0x8, block_q5_0, block_q8_0, val_q5_0>(t, TypeId::Q5_0);
+    install_32<block_q5_1x8, block_q5_1, block_q8_1, val_q5_1>(t, TypeId::Q5_1);
+    install_32<block_iq4_nlx8, block_iq4_nl, block_q8_0, val_iq4_nl>(t, TypeId::IQ4_NL);
     t.pack[idx(TypeId::Q4_K)] = pack_k<block_q4_Kx8, block_q4_K>;
     t.gemm_packed[idx(TypeId::Q4_K)] = gemm_packed_ref<block_q4_Kx8, block_q8_K, QK_K, step_k<block_q4_Kx8>>;
     t.pack[idx(TypeId::Q5_K)] = pack_k<block_q5_Kx8, block_q5_K>;
