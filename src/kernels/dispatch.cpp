@@ -42,10 +42,11 @@ struct Tables {
     }
 };
 
-const Tables& tables() {
-    static const Tables t;
+Tables& mutable_tables() {
+    static Tables t;
     return t;
 }
+const Tables& tables() { return mutable_tables(); }
 
 Isa initial_isa() {
     const char* env = std::getenv("GEMMA_ISA");
@@ -86,6 +87,10 @@ void gemm_by_vec_dot(detail::VecDotFn dot, int64_t n, const void* W, size_t w_ro
 }
 
 }  // namespace
+
+detail::KernelTable& detail::table_for_tests(Isa isa) {
+    return isa == Isa::Avx2 ? mutable_tables().avx2 : mutable_tables().ref;
+}
 
 Isa active_isa() { return static_cast<Isa>(isa_state().load(std::memory_order_relaxed)); }
 

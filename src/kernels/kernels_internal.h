@@ -3,6 +3,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "kernels/kernels.h"
 #include "quant/types.h"
 
 namespace gemma::kernels::detail {
@@ -32,6 +33,9 @@ void fill_ref_legacy(KernelTable& t);
 void fill_ref_kquants(KernelTable& t);
 void fill_ref_iq(KernelTable& t);
 void fill_ref_packed(KernelTable& t);
+
+// The live table of an ISA, writable: only tests use it, to check that a deliberately broken kernel is caught.
+KernelTable& table_for_tests(Isa isa);
 
 void fill_avx2_convert(KernelTable& t);
 void fill_avx2_float(KernelTable& t);
