@@ -11,8 +11,11 @@
 
 #include "kernels/kernels.h"
 #include "kernels/kernels_internal.h"
+#include "model/context.h"
+#include "model/model.h"
 #include "ops/matmul.h"
 #include "quant/types.h"
+#include "support/golden.h"
 
 namespace gemma {
 namespace {
@@ -126,6 +129,47 @@ TEST(BatchInvarianceCheck, CatchesAKernelThatDependsOnTheBatch) {
             EXPECT_EQ(batch_invariance_failure(TypeId::Q8_0, isa, use_packed), "");
         }
 }
+
+// The whole model: a prompt's logits are the same bits whether its tokens go through one at a time or in
+// batches of 3, 5 or all of them, for a file of every ladder type (repacked, as loaded by default).
+std::vector<float> prompt_logits(const Model& m, int64_t n_batch, ops::ThreadPool& pool) {
+    const std::vector<int32_t> toks = {2, 106, 1000, 108, 473, 474, 475, 476, 477, 478, 479, 480, 600, 700, 800, 900};
+    ContextParams p;
+    p.n_ctx = 32;
+    p.n_batch = n_batch;
+    p.pool = &pool;
+    Context ctx(m, p);
+    std::vector<int32_t> pos(toks.size()), rows(toks.size());
+    for (size_t i = 0; i < toks.size(); ++i) pos[i] = rows[i] = static_cast<int32_t>(i);
+    std::vector<float> out(toks.size() * static_cast<size_t>(m.config().n_vocab));
+    ctx.forward(toks, pos, rows, out.data());
+    return out;
+}
+
+class ModelBatchInvariance : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(ModelBatchInvariance, LogitsDoNotDependOnTheBatchSize) {
+    const auto m = Model::load(test::golden("tiny-7b/" + GetParam() + ".gguf"));
+    ops::ThreadPool pool(2);
+    const auto alone = prompt_logits(*m, 1, pool);
+    for (int64_t n_batch : {3, 5, 512}) {
+        const auto got = prompt_logits(*m, n_batch, pool);
+        EXPECT_TRUE(same_bits(got.data(), alone.data(), alone.size())) << GetParam() << " n_batch " << n_batch;
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    LadderFiles, ModelBatchInvariance,
+    ::testing::Values("q/tiny-7b-F16", "q/tiny-7b-BF16", "q/tiny-7b-Q8_0", "q/tiny-7b-Q6_K", "q/tiny-7b-Q5_K_M",
+                      "q/tiny-7b-Q5_1", "q/tiny-7b-Q5_0", "q/tiny-7b-Q4_K_M", "q/tiny-7b-Q4_1", "q/tiny-7b-Q4_0",
+                      "q/tiny-7b-IQ4_NL", "q/tiny-7b-IQ4_XS", "q/tiny-7b-Q3_K_L", "q/tiny-7b-Q3_K_M",
+                      "q/tiny-7b-Q3_K_S", "q/tiny-7b-IQ3_M", "q/tiny-7b-IQ3_S", "qi/tiny-7b-IQ3_XS",
+                      "qi/tiny-7b-IQ3_XXS", "q/tiny-7b-Q2_K", "qi/tiny-7b-Q4_0", "qi/tiny-7b-Q5_0"),
+    [](const auto& i) {
+        std::string s = i.param;
+        for (char& c : s) if (c == '/' || c == '-') c = '_';
+        return s;
+    });
 
 }  // namespace
 }  // namespace gemma
