@@ -1,4 +1,6 @@
 // Run-time ISA selection (CPUID, GEMMA_ISA override) and routing of the public kernel API through per-ISA tables.
+#include <cpuid.h>
+
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
@@ -19,9 +21,17 @@ bool cpu_has_avx2() {
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
 }
 
+// AVX-VNNI (the VEX-encoded vpdpbusd): CPUID leaf 7 sub-leaf 1, EAX bit 4. Read directly: GCC 12's
+// __builtin_cpu_supports("avxvnni") answers false on CPUs that have it.
+bool cpu_has_avxvnni() {
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    return cpu_has_avx2() && __get_cpuid_count(7, 1, &a, &b, &c, &d) != 0 && (a & (1u << 4)) != 0;
+}
+
 struct Tables {
     KernelTable ref;
     KernelTable avx2;
+    KernelTable vnni;
     Tables() {
         detail::fill_ref_convert(ref);
         detail::fill_ref_float(ref);
@@ -39,6 +49,8 @@ struct Tables {
             detail::fill_avx2_iq(avx2);
             detail::fill_avx2_packed(avx2);
         }
+        vnni = avx2;
+        if (cpu_has_avxvnni()) detail::fill_vnni_packed(vnni);
     }
 };
 
@@ -57,9 +69,13 @@ Isa initial_isa() {
             if (!cpu_has_avx2()) throw_error("GEMMA_ISA=avx2: this CPU does not support AVX2+FMA+F16C");
             return Isa::Avx2;
         }
-        throw_error("GEMMA_ISA=" + v + ": unknown ISA (expected ref or avx2)");
+        if (v == "avx2vnni") {
+            if (!cpu_has_avxvnni()) throw_error("GEMMA_ISA=avx2vnni: this CPU does not support AVX2+FMA+F16C+AVX-VNNI");
+            return Isa::Avx2Vnni;
+        }
+        throw_error("GEMMA_ISA=" + v + ": unknown ISA (expected ref, avx2 or avx2vnni)");
     }
-    return cpu_has_avx2() ? Isa::Avx2 : Isa::Ref;
+    return cpu_has_avxvnni() ? Isa::Avx2Vnni : cpu_has_avx2() ? Isa::Avx2 : Isa::Ref;
 }
 
 std::atomic<int>& isa_state() {
@@ -68,7 +84,12 @@ std::atomic<int>& isa_state() {
 }
 
 const KernelTable& table() {
-    return isa_state().load(std::memory_order_relaxed) == static_cast<int>(Isa::Avx2) ? tables().avx2 : tables().ref;
+    switch (static_cast<Isa>(isa_state().load(std::memory_order_relaxed))) {
+        case Isa::Avx2Vnni: return tables().vnni;
+        case Isa::Avx2: return tables().avx2;
+        case Isa::Ref: break;
+    }
+    return tables().ref;
 }
 
 // Loop over vec_dot: the per-pair arithmetic is the single-row kernel's, so any row split gives the same bits.
@@ -89,12 +110,14 @@ void gemm_by_vec_dot(detail::VecDotFn dot, int64_t n, const void* W, size_t w_ro
 }  // namespace
 
 detail::KernelTable& detail::table_for_tests(Isa isa) {
-    return isa == Isa::Avx2 ? mutable_tables().avx2 : mutable_tables().ref;
+    return isa == Isa::Avx2Vnni ? mutable_tables().vnni : isa == Isa::Avx2 ? mutable_tables().avx2 : mutable_tables().ref;
 }
 
 Isa active_isa() { return static_cast<Isa>(isa_state().load(std::memory_order_relaxed)); }
 
-bool isa_supported(Isa isa) { return isa == Isa::Ref || (isa == Isa::Avx2 && cpu_has_avx2()); }
+bool isa_supported(Isa isa) {
+    return isa == Isa::Ref || (isa == Isa::Avx2 && cpu_has_avx2()) || (isa == Isa::Avx2Vnni && cpu_has_avxvnni());
+}
 
 bool set_isa(Isa isa) {
     if (!isa_supported(isa)) return false;
@@ -106,6 +129,7 @@ const char* isa_name(Isa isa) {
     switch (isa) {
         case Isa::Ref: return "ref";
         case Isa::Avx2: return "avx2";
+        case Isa::Avx2Vnni: return "avx2vnni";
     }
     return "?";
 }

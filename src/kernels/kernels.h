@@ -7,8 +7,9 @@
 
 namespace gemma::kernels {
 
-enum class Isa { Ref, Avx2 };
-// The ISA in use: the best the CPU supports, unless GEMMA_ISA=ref|avx2 says otherwise.
+// Avx2Vnni is AVX2 plus AVX-VNNI (vpdpbusd on 256-bit vectors): the packed kernels use it, the rest is Avx2's.
+enum class Isa { Ref, Avx2, Avx2Vnni };
+// The ISA in use: the best the CPU supports, unless GEMMA_ISA=ref|avx2|avx2vnni says otherwise.
 Isa active_isa();
 // Force an ISA (tests compare every ISA the host supports against Ref). Returns false if unsupported.
 bool set_isa(Isa isa);

@@ -43,5 +43,6 @@ void fill_avx2_legacy(KernelTable& t);
 void fill_avx2_kquants(KernelTable& t);
 void fill_avx2_iq(KernelTable& t);
 void fill_avx2_packed(KernelTable& t);
+void fill_vnni_packed(KernelTable& t);
 
 }  // namespace gemma::kernels::detail

@@ -32,6 +32,7 @@ struct IsaGuard {
 std::vector<kernels::Isa> all_isas() {
     std::vector<kernels::Isa> v{kernels::Isa::Ref};
     if (kernels::isa_supported(kernels::Isa::Avx2)) v.push_back(kernels::Isa::Avx2);
+    if (kernels::isa_supported(kernels::Isa::Avx2Vnni)) v.push_back(kernels::Isa::Avx2Vnni);
     return v;
 }
 

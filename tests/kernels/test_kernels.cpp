@@ -57,6 +57,7 @@ struct IsaGuard {
 std::vector<Isa> simd_isas() {
     std::vector<Isa> v;
     if (isa_supported(Isa::Avx2)) v.push_back(Isa::Avx2);
+    if (isa_supported(Isa::Avx2Vnni)) v.push_back(Isa::Avx2Vnni);
     return v;
 }
 
@@ -401,6 +402,11 @@ TEST(Kernels, IsaSelection) {
     EXPECT_STREQ(isa_name(Isa::Ref), "ref");
     EXPECT_STREQ(isa_name(Isa::Avx2), "avx2");
     EXPECT_EQ(set_isa(Isa::Avx2), isa_supported(Isa::Avx2));
+    EXPECT_STREQ(isa_name(Isa::Avx2Vnni), "avx2vnni");
+    EXPECT_EQ(set_isa(Isa::Avx2Vnni), isa_supported(Isa::Avx2Vnni));
+    if (isa_supported(Isa::Avx2Vnni)) {
+        EXPECT_TRUE(isa_supported(Isa::Avx2));  // VNNI is an extension of it
+    }
     EXPECT_EQ(act_row_size(TypeId::Q4_K, 512), 2 * sizeof(block_q8_K));
     EXPECT_EQ(act_row_size(TypeId::Q4_0, 64), 2 * sizeof(block_q8_0));
     EXPECT_EQ(act_row_size(TypeId::F16, 10), 20u);

@@ -23,6 +23,7 @@ struct IsaGuard {
 std::vector<Isa> all_isas() {
     std::vector<Isa> v{Isa::Ref};
     if (isa_supported(Isa::Avx2)) v.push_back(Isa::Avx2);
+    if (isa_supported(Isa::Avx2Vnni)) v.push_back(Isa::Avx2Vnni);
     return v;
 }
 
