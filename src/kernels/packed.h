@@ -29,6 +29,10 @@ struct block_q4_Kx8 { fp16_t d[8]; fp16_t dmin[8]; uint8_t sc[8 * K_SCALE_SIZE];
 struct block_q5_Kx8 {
     fp16_t d[8]; fp16_t dmin[8]; uint8_t sc[8 * K_SCALE_SIZE]; uint8_t qh[8 * QK_K / 8]; uint8_t qs[8 * QK_K / 2];
 };
+// Q6_K: the scales as 4 interleaved words (byte c of word w: sub-block 4w+c), then qh and ql interleaved by words.
+// Quant word j of half h: ql words 16h+j (low nibbles: elements 128h+4j.., high: +64) and 16h+8+j (+32, +96),
+// qh word 8h+j (2-bit pairs for the same four runs, low pair first).
+struct block_q6_Kx8 { fp16_t d[8]; uint8_t sc[8 * QK_K / 16]; uint8_t qh[8 * QK_K / 4]; uint8_t ql[8 * QK_K / 2]; };
 #pragma pack(pop)
 static_assert(sizeof(block_q4_0x8) == 8 * sizeof(block_q4_0));
 static_assert(sizeof(block_q8_0x8) == 8 * sizeof(block_q8_0));
@@ -38,5 +42,6 @@ static_assert(sizeof(block_q5_0x8) == 8 * sizeof(block_q5_0));
 static_assert(sizeof(block_q5_1x8) == 8 * sizeof(block_q5_1));
 static_assert(sizeof(block_q4_Kx8) == 8 * sizeof(block_q4_K));
 static_assert(sizeof(block_q5_Kx8) == 8 * sizeof(block_q5_K));
+static_assert(sizeof(block_q6_Kx8) == 8 * sizeof(block_q6_K));
 
 }  // namespace gemma::kernels::detail

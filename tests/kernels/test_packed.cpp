@@ -34,12 +34,14 @@ std::vector<uint8_t> weight_rows(std::mt19937& rng, TypeId wt, int64_t rows, int
     std::vector<uint8_t> w(static_cast<size_t>(rows) * row_size(wt, n));
     for (auto& b : w) b = extreme ? (wt == TypeId::Q8_0 ? 0x80 : 0xFF) : static_cast<uint8_t>(rng());
     std::uniform_real_distribution<float> ud(0.001f, 0.05f);
-    // d and dmin (K types) or d and m (Q4_1, Q5_1) lead every block.
-    const int n_fp16 = wt == TypeId::Q4_K || wt == TypeId::Q5_K || wt == TypeId::Q4_1 || wt == TypeId::Q5_1 ? 2 : 1;
+    // Where each block keeps its fp16 scales: d and dmin (K types) or d and m (Q4_1, Q5_1) lead; Q6_K's d trails.
+    std::vector<int> offsets{0};
+    if (wt == TypeId::Q4_K || wt == TypeId::Q5_K || wt == TypeId::Q4_1 || wt == TypeId::Q5_1) offsets = {0, 2};
+    if (wt == TypeId::Q6_K) offsets = {208};
     for (size_t o = 0; o < w.size(); o += bs)
-        for (int i = 0; i < n_fp16; ++i) {
+        for (int off : offsets) {
             const uint16_t h = fp32_to_fp16((rng() & 1) ? ud(rng) : -ud(rng));
-            std::memcpy(w.data() + o + 2 * i, &h, 2);
+            std::memcpy(w.data() + o + off, &h, 2);
         }
     return w;
 }
@@ -137,7 +139,7 @@ TEST_P(Packed, IsPackable) {
 
 INSTANTIATE_TEST_SUITE_P(Types, Packed,
                          ::testing::Values(TypeId::Q4_0, TypeId::Q8_0, TypeId::Q4_1, TypeId::Q5_0, TypeId::Q5_1,
-                                           TypeId::IQ4_NL, TypeId::Q4_K, TypeId::Q5_K),
+                                           TypeId::IQ4_NL, TypeId::Q4_K, TypeId::Q5_K, TypeId::Q6_K),
                          [](const auto& i) { return std::string(type_name(i.param)); });
 
 TEST(PackedLayout, OnlyWhereAKernelExists) {

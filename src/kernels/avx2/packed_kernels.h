@@ -349,6 +349,145 @@ struct PackedK {
     }
 };
 
+// Q6_K against Q8_K. The quants are unsigned 6-bit q (value q - 32): per sub-block of 16, q . a (VNNI: one
+// int32 dot; AVX2: two maddubs added in int16, |q a| <= 63 * 128 over 4 products) times the rows' int8 scales,
+// then the offset once per super-block: 32 * sum_i scale_i * bsum_i, two sub-blocks per madd against the
+// driver's int16 bsum pairs. Scale byte c of a word, sign-extended, comes from one byte shuffle and an
+// arithmetic shift: to int32 (shift 24) or to an int16 pair (shift 8).
+struct Q6Masks {
+    int8_t s32[4][32] = {};
+    int8_t s16[4][32] = {};
+    constexpr Q6Masks() {
+        for (int c = 0; c < 4; ++c)
+            for (int q = 0; q < 8; ++q) {
+                const auto src = static_cast<int8_t>(4 * (q % 4) + c);
+                s32[c][4 * q + 0] = s32[c][4 * q + 1] = s32[c][4 * q + 2] = -128;
+                s32[c][4 * q + 3] = src;
+                s16[c][4 * q + 0] = s16[c][4 * q + 2] = -128;
+                s16[c][4 * q + 1] = s16[c][4 * q + 3] = src;
+            }
+    }
+};
+constexpr Q6Masks kQ6{};
+
+struct PackedQ6K {
+    using Group = block_q6_Kx8;
+    using Act = block_q8_K;
+    static constexpr int64_t kQK = 256;
+    static constexpr int kAux = 8;   // per token and super-block: bsum pairs (4w, 4w+2) and (4w+1, 4w+3), w < 4
+    static constexpr int kMaxT = 4;
+    static void prepare(const Act* a, int64_t nb, int32_t* aux) {
+        auto pair = [](int lo, int hi) {
+            return static_cast<int32_t>((static_cast<uint32_t>(hi) << 16) | static_cast<uint16_t>(lo));
+        };
+        for (int64_t b = 0; b < nb; ++b)
+            for (int w = 0; w < 4; ++w) {
+                const int16_t* bs = a[b].bsums + 4 * w;
+                aux[8 * b + 2 * w] = pair(bs[0], bs[2]);
+                aux[8 * b + 2 * w + 1] = pair(bs[1], bs[3]);
+            }
+    }
+
+    template <int T>
+    static void tile(int64_t nb, const Group* g, const Act* const* a, const int32_t* const* aux, float* out,
+                     int64_t stride) {
+        __m256 acc[T];
+        #pragma GCC unroll 8
+        for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
+        const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30);
+        for (int64_t b = 0; b < nb; ++b) {
+            const Group& G = g[b];
+            __m256i isum[T], msum[T];
+            #pragma GCC unroll 4
+            for (int w = 0; w < 4; ++w) {
+                const __m256i sw = loadu256(G.sc + 32 * w);
+                const __m256i even = _mm256_srai_epi16(_mm256_slli_epi16(sw, 8), 8), odd = _mm256_srai_epi16(sw, 8);
+                #pragma GCC unroll 8
+                for (int t = 0; t < T; ++t) {
+                    const __m256i v = _mm256_add_epi32(_mm256_madd_epi16(even, _mm256_set1_epi32(aux[t][8 * b + 2 * w])),
+                                                       _mm256_madd_epi16(odd, _mm256_set1_epi32(aux[t][8 * b + 2 * w + 1])));
+                    msum[t] = w == 0 ? v : _mm256_add_epi32(msum[t], v);
+                }
+            }
+            #pragma GCC unroll 1
+            for (int h = 0; h < 2; ++h) {
+                #pragma GCC unroll 1
+                for (int jq = 0; jq < 2; ++jq) {
+                    #pragma GCC unroll 2
+                    for (int mp = 0; mp < 2; ++mp) {
+                        // Sub-blocks ia (m = 2mp) and ib (m = 2mp + 1) over words j = 4jq..4jq+3.
+                        const int ia = 8 * h + 4 * mp + jq, ib = ia + 2;
+                        __m256i da[T], db[T];
+                        #pragma GCC unroll 4
+                        for (int jj = 0; jj < 4; ++jj) {
+                            const int j = 4 * jq + jj;
+                            const __m256i qh = loadu256(G.qh + 32 * (8 * h + j));
+                            __m256i l1 = loadu256(G.ql + 32 * (16 * h + j)), l2 = loadu256(G.ql + 32 * (16 * h + 8 + j));
+                            __m256i ha, hb;
+                            if (mp == 0) {
+                                ha = _mm256_and_si256(_mm256_slli_epi16(qh, 4), m30);
+                                hb = _mm256_and_si256(_mm256_slli_epi16(qh, 2), m30);
+                            } else {
+                                l1 = _mm256_srli_epi16(l1, 4);
+                                l2 = _mm256_srli_epi16(l2, 4);
+                                ha = _mm256_and_si256(qh, m30);
+                                hb = _mm256_and_si256(_mm256_srli_epi16(qh, 2), m30);
+                            }
+                            const __m256i qa = _mm256_or_si256(_mm256_and_si256(l1, m4), ha);
+                            const __m256i qb = _mm256_or_si256(_mm256_and_si256(l2, m4), hb);
+                            const int ea = 128 * h + 64 * mp + 4 * j;  // element of qa's first quant; qb's is +32
+                            #pragma GCC unroll 8
+                            for (int t = 0; t < T; ++t) {
+                                if constexpr (kVnni) {
+                                    const __m256i z = _mm256_setzero_si256();
+                                    da[t] = dpbusd(jj == 0 ? z : da[t], qa, bcast_word(a[t][b].qs + ea));
+                                    db[t] = dpbusd(jj == 0 ? z : db[t], qb, bcast_word(a[t][b].qs + ea + 32));
+                                } else {
+                                    const __m256i pa = _mm256_maddubs_epi16(qa, bcast_word(a[t][b].qs + ea));
+                                    const __m256i pb = _mm256_maddubs_epi16(qb, bcast_word(a[t][b].qs + ea + 32));
+                                    da[t] = jj % 2 == 0 ? pa : _mm256_add_epi16(da[t], pa);
+                                    db[t] = jj % 2 == 0 ? pb : _mm256_add_epi16(db[t], pb);
+                                }
+                            }
+                            if (!kVnni && jj % 2 == 1) {
+                                // Two words' int16 sums, widened by the int16 scale pairs.
+                                const __m256i sa = _mm256_srai_epi16(
+                                    _mm256_shuffle_epi8(loadu256(G.sc + 32 * (ia / 4)), loadu256(kQ6.s16[ia % 4])), 8);
+                                const __m256i sb = _mm256_srai_epi16(
+                                    _mm256_shuffle_epi8(loadu256(G.sc + 32 * (ib / 4)), loadu256(kQ6.s16[ib % 4])), 8);
+                                #pragma GCC unroll 8
+                                for (int t = 0; t < T; ++t) {
+                                    const __m256i v = _mm256_add_epi32(_mm256_madd_epi16(da[t], sa), _mm256_madd_epi16(db[t], sb));
+                                    isum[t] = h == 0 && jq == 0 && mp == 0 && jj == 1 ? v : _mm256_add_epi32(isum[t], v);
+                                }
+                            }
+                        }
+                        if constexpr (kVnni) {
+                            const __m256i sa = _mm256_srai_epi32(
+                                _mm256_shuffle_epi8(loadu256(G.sc + 32 * (ia / 4)), loadu256(kQ6.s32[ia % 4])), 24);
+                            const __m256i sb = _mm256_srai_epi32(
+                                _mm256_shuffle_epi8(loadu256(G.sc + 32 * (ib / 4)), loadu256(kQ6.s32[ib % 4])), 24);
+                            #pragma GCC unroll 8
+                            for (int t = 0; t < T; ++t) {
+                                const __m256i v = _mm256_add_epi32(_mm256_mullo_epi32(da[t], sa), _mm256_mullo_epi32(db[t], sb));
+                                isum[t] = h == 0 && jq == 0 && mp == 0 ? v : _mm256_add_epi32(isum[t], v);
+                            }
+                        }
+                    }
+                }
+            }
+            const __m256 dw = _mm256_cvtph_ps(loadu128(G.d));
+            #pragma GCC unroll 8
+            for (int t = 0; t < T; ++t) {
+                const __m256i si = _mm256_sub_epi32(isum[t], _mm256_slli_epi32(msum[t], 5));
+                acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(si), _mm256_mul_ps(dw, _mm256_set1_ps(a[t][b].d)), acc[t]);
+            }
+        }
+        #pragma GCC unroll 8
+        for (int t = 0; t < T; ++t) _mm256_storeu_ps(out + t * stride, acc[t]);
+    }
+};
+
 // Per-token auxiliary values of one token block (activation sums) live on the stack: kept under this.
 constexpr int64_t kAuxSlots = 16384;
 constexpr size_t kActBlockBytes = 128 * 1024;
@@ -417,6 +556,7 @@ inline void install_packed(KernelTable& t) {
     t.gemm_packed[idx(TypeId::IQ4_NL)] = gemm_packed_tiled<Packed32<IQ4_NLInts>>;
     t.gemm_packed[idx(TypeId::Q4_K)] = gemm_packed_tiled<PackedK<block_q4_Kx8>>;
     t.gemm_packed[idx(TypeId::Q5_K)] = gemm_packed_tiled<PackedK<block_q5_Kx8>>;
+    t.gemm_packed[idx(TypeId::Q6_K)] = gemm_packed_tiled<PackedQ6K>;
 }
 
 }  // namespace

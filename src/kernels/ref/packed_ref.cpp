@@ -68,6 +68,24 @@ void pack_k(int64_t n, const void* src, size_t row_bytes, void* dst) {
     }
 }
 
+// Q6_K: d, the 4 scale words, the qh and the ql words interleaved.
+void pack_q6_k(int64_t n, const void* src, size_t row_bytes, void* dst) {
+    auto* g = static_cast<block_q6_Kx8*>(dst);
+    const auto* s = static_cast<const uint8_t*>(src);
+    for (int64_t b = 0; b < n / QK_K; ++b) {
+        block_q6_Kx8 out;
+        for (int r = 0; r < kRows; ++r) {
+            block_q6_K in;
+            std::memcpy(&in, s + static_cast<size_t>(r) * row_bytes + static_cast<size_t>(b) * sizeof in, sizeof in);
+            out.d[r] = in.d;
+            for (int w = 0; w < 4; ++w) std::memcpy(&out.sc[4 * (8 * w + r)], &in.scales[4 * w], 4);
+            for (int k = 0; k < QK_K / 16; ++k) std::memcpy(&out.qh[32 * k + 4 * r], &in.qh[4 * k], 4);
+            for (int k = 0; k < QK_K / 8; ++k) std::memcpy(&out.ql[32 * k + 4 * r], &in.ql[4 * k], 4);
+        }
+        std::memcpy(g + b, &out, sizeof out);
+    }
+}
+
 // The packed arithmetic, which every ISA reproduces bit for bit: per (row, token) one exact integer dot per
 // block, then acc = fma(float(isum), d_w * d_a, acc) over blocks in order. Exact integers make the SIMD
 // lanes' summation order irrelevant; only the float steps are fixed, and they are the same here.
@@ -139,6 +157,25 @@ float step_k(const Group& g, int r, const block_q8_K& a, float acc) {
     return std::fma(-static_cast<float>(msum), fp16_to_fp32(g.dmin[r]) * a.d, acc);
 }
 
+// Q6_K, one super-block: acc = fma(isum, d * d_a, acc) with isum = sum_i scale_i * (sum over sub-block i of
+// (q - 32) * a), q the 6-bit quant of ggml's layout (element 128h + 32m + l: ql byte 64h + l + 32(m & 1), its
+// high nibble for m >= 2; bits 2m, 2m+1 of qh byte 32h + l).
+float step_q6_k(const block_q6_Kx8& g, int r, const block_q8_K& a, float acc) {
+    auto byte = [r](const uint8_t* v, int i) { return v[32 * (i / 4) + 4 * r + i % 4]; };
+    int32_t isum = 0;
+    for (int i = 0; i < QK_K / 16; ++i) {
+        int32_t dot = 0;
+        for (int e = 16 * i; e < 16 * i + 16; ++e) {
+            const int h = e / 128, m = (e % 128) / 32, l = e % 32;
+            const uint8_t lb = byte(g.ql, 64 * h + l + 32 * (m & 1));
+            const int q = (m >= 2 ? lb >> 4 : lb & 0xF) | ((byte(g.qh, 32 * h + l) >> (2 * m)) & 3) << 4;
+            dot += (q - 32) * a.qs[e];
+        }
+        isum += static_cast<int8_t>(byte(g.sc, i)) * dot;
+    }
+    return std::fma(static_cast<float>(isum), fp16_to_fp32(g.d[r]) * a.d, acc);
+}
+
 // Every (row, token): acc = 0, then Step over the blocks in order.
 template <typename Group, typename Act, int QK, float (*Step)(const Group&, int, const Act&, float)>
 void gemm_packed_ref(int64_t n, const void* W, size_t wrb, int64_t r0, int64_t r1, const void* act, size_t arb,
@@ -176,6 +213,8 @@ void fill_ref_packed(KernelTable& t) {
     t.gemm_packed[idx(TypeId::Q4_K)] = gemm_packed_ref<block_q4_Kx8, block_q8_K, QK_K, step_k<block_q4_Kx8>>;
     t.pack[idx(TypeId::Q5_K)] = pack_k<block_q5_Kx8, block_q5_K>;
     t.gemm_packed[idx(TypeId::Q5_K)] = gemm_packed_ref<block_q5_Kx8, block_q8_K, QK_K, step_k<block_q5_Kx8>>;
+    t.pack[idx(TypeId::Q6_K)] = pack_q6_k;
+    t.gemm_packed[idx(TypeId::Q6_K)] = gemm_packed_ref<block_q6_Kx8, block_q8_K, QK_K, step_q6_k>;
 }
 
 }  // namespace gemma::kernels::detail
