@@ -38,7 +38,8 @@ void gemm(TypeId wt, int64_t n, const void* W, size_t w_row_bytes, int64_t r0, i
 inline constexpr int64_t kPackRows = 8;
 // Longest packed row: the AVX2 driver keeps per-block activation sums of a few tokens on the stack.
 inline constexpr int64_t kMaxPackedRow = 131072;
-// Whether rows of n elements of type wt have a packed layout (Q4_0, Q8_0, Q4_K, Q5_K; n a whole number of blocks).
+// Whether rows of n elements of type wt have a packed layout (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL, Q4_K, Q5_K,
+// Q6_K; n a whole number of blocks).
 bool packable(TypeId wt, int64_t n);
 // Interleaves the kPackRows rows at src (row_bytes apart, n elements each) into one group at dst.
 void pack_group(TypeId wt, int64_t n, const void* src, size_t row_bytes, void* dst);
