@@ -108,8 +108,17 @@ using Q5_0Ints = NibbleInts<block_q5_0x8, block_q8_0, true, 4>;
 using Q4_1Ints = NibbleInts<block_q4_1x8, block_q8_1, false, 0>;
 using Q5_1Ints = NibbleInts<block_q5_1x8, block_q8_1, true, 0>;
 
-// IQ4_NL: the nibbles index the non-linear table (signed values up to 127 in magnitude), then the sign trick;
-// a maddubs result can reach 2 * 127 * 128, so each is widened on its own.
+// One quant word's exact dot for the 8 rows: signed weights w (|w| in aw) against a broadcast activation word,
+// through the sign trick, added to acc (ignored when first). Straight to int32: a maddubs result can reach
+// 2 * 128 * 127.
+inline __m256i signed_word_dot(__m256i acc, bool first, __m256i w, __m256i aw, const int8_t* a) {
+    const __m256i as = _mm256_sign_epi8(bcast_word(a), w);
+    if constexpr (kVnni) return dpbusd(first ? _mm256_setzero_si256() : acc, aw, as);
+    const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(aw, as), _mm256_set1_epi16(1));
+    return first ? p : _mm256_add_epi32(acc, p);
+}
+
+// IQ4_NL: the nibbles index the non-linear table (signed values up to 127 in magnitude), then signed words.
 struct IQ4_NLInts {
     using Group = block_iq4_nlx8;
     using Act = block_q8_0;
@@ -119,7 +128,7 @@ struct IQ4_NLInts {
     template <int T>
     GEMMA_ALWAYS_INLINE static void block(const Group& g, const Act* const* a, const int32_t* const*, int64_t b,
                                           __m256i (&i32)[T]) {
-        const __m256i m4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
+        const __m256i m4 = _mm256_set1_epi8(0x0F);
         const __m256i table = _mm256_broadcastsi128_si256(loadu128(kvalues_iq4nl));
         #pragma GCC unroll 4
         for (int k = 0; k < 4; ++k) {
@@ -127,28 +136,16 @@ struct IQ4_NLInts {
             const __m256i lo = _mm256_shuffle_epi8(table, _mm256_and_si256(raw, m4));
             const __m256i hi = _mm256_shuffle_epi8(table, _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4));
             const __m256i alo = _mm256_sign_epi8(lo, lo), ahi = _mm256_sign_epi8(hi, hi);
-            if constexpr (kVnni) {
-                #pragma GCC unroll 8
-                for (int t = 0; t < T; ++t) {
-                    i32[t] = dpbusd(k == 0 ? _mm256_setzero_si256() : i32[t], alo,
-                                    _mm256_sign_epi8(bcast_word(a[t][b].qs + 4 * k), lo));
-                    i32[t] = dpbusd(i32[t], ahi, _mm256_sign_epi8(bcast_word(a[t][b].qs + 16 + 4 * k), hi));
-                }
-                continue;
-            }
             #pragma GCC unroll 8
             for (int t = 0; t < T; ++t) {
-                const __m256i pl = _mm256_maddubs_epi16(alo, _mm256_sign_epi8(bcast_word(a[t][b].qs + 4 * k), lo));
-                const __m256i ph = _mm256_maddubs_epi16(ahi, _mm256_sign_epi8(bcast_word(a[t][b].qs + 16 + 4 * k), hi));
-                const __m256i p = _mm256_add_epi32(_mm256_madd_epi16(pl, ones), _mm256_madd_epi16(ph, ones));
-                i32[t] = k == 0 ? p : _mm256_add_epi32(i32[t], p);
+                i32[t] = signed_word_dot(i32[t], k == 0, lo, alo, a[t][b].qs + 4 * k);
+                i32[t] = signed_word_dot(i32[t], false, hi, ahi, a[t][b].qs + 16 + 4 * k);
             }
         }
     }
 };
 
-// Q8_0: signed x signed through the sign trick; one maddubs result can reach 2 * 128 * 127, so each is
-// widened to int32 on its own.
+// Q8_0: signed words as they are.
 struct Q8_0Ints {
     using Group = block_q8_0x8;
     using Act = block_q8_0;
@@ -163,15 +160,7 @@ struct Q8_0Ints {
             const __m256i w = loadu256(g.qs + 32 * k);
             const __m256i aw = _mm256_sign_epi8(w, w);
             #pragma GCC unroll 8
-            for (int t = 0; t < T; ++t) {
-                const __m256i as = _mm256_sign_epi8(bcast_word(a[t][b].qs + 4 * k), w);
-                if constexpr (kVnni) {
-                    i32[t] = dpbusd(k == 0 ? _mm256_setzero_si256() : i32[t], aw, as);
-                } else {
-                    const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(aw, as), _mm256_set1_epi16(1));
-                    i32[t] = k == 0 ? p : _mm256_add_epi32(i32[t], p);
-                }
-            }
+            for (int t = 0; t < T; ++t) i32[t] = signed_word_dot(i32[t], k == 0, w, aw, a[t][b].qs + 4 * k);
         }
     }
 };
