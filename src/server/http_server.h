@@ -1,5 +1,6 @@
 // `gemma serve`'s HTTP server: OpenAI-compatible and llama-server routes over cpp-httplib, backed by the Scheduler.
 #pragma once
+#include <chrono>
 #include <cstddef>
 #include <memory>
 #include <string>
@@ -21,6 +22,7 @@ struct ServerOptions {
     SchedulerParams sched;
     SamplerParams defaults;               // sampling defaults for fields a request leaves out
     bool log_requests = true;             // one line per request on stderr
+    bool log_json = false;                // ... as one JSON object per line (--log-format json)
 };
 
 class HttpServer {
@@ -39,6 +41,9 @@ public:
     void attach(std::shared_ptr<const Model> model, std::shared_ptr<const Tokenizer> tok, const std::string& path);
     // Stops accepting, finishes the listener, cancels what is in flight. Safe to call from any thread.
     void stop();
+    // Graceful stop: new requests get 503 at once, requests in flight (queued or generating) finish for
+    // up to `timeout`, then stop(). Returns whether everything finished in time.
+    bool shutdown(std::chrono::milliseconds timeout);
     // Blocks until the listener has stopped.
     void wait();
 

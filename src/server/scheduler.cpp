@@ -142,6 +142,7 @@ void Scheduler::start(Slot& s, std::shared_ptr<Task> task) {
     s.tm.n_prompt = static_cast<int64_t>(req.prompt.size());
     s.n_gen = 0;
     s.out = std::make_unique<OutputText>(req.stop);
+    s.matcher = req.grammar ? std::make_unique<grammar::Matcher>(req.grammar) : nullptr;
     try {
         s.sampler->reset(req.sampling);
     } catch (const std::exception& e) {
@@ -156,6 +157,7 @@ void Scheduler::start(Slot& s, std::shared_ptr<Task> task) {
     s.kv->set_n_past(static_cast<int64_t>(keep));
     s.n_prefilled = keep;
     s.tm.n_cached = static_cast<int64_t>(keep);
+    prompt_total_.fetch_add(static_cast<int64_t>(req.prompt.size() - keep), std::memory_order_relaxed);
     s.state = State::Prefill;
     // The penalty window starts with the prompt, as in llama.cpp's server.
     const int32_t last_n =
@@ -222,13 +224,62 @@ void Scheduler::step() {
     ctx_->pool().parallel_for(static_cast<int64_t>(outputs.size()), [&](int64_t k, int) {
         Slot& s = *outputs[static_cast<size_t>(k)];
         const float* row = logits_.data() + static_cast<size_t>(k) * n_vocab;
-        s.sampled = s.sampler->sample(row);
+        s.sample_error.clear();
+        try {
+            // The grammar's mask is the chain's first step.
+            const uint64_t* allowed = nullptr;
+            if (s.matcher) {
+                s.matcher->fill_mask(&s.mask);
+                allowed = s.mask.bits.data();
+            }
+            s.sampled = s.sampler->sample(row, allowed);
+            if (s.matcher && !s.matcher->accept(s.sampled)) throw Error("the grammar rejected its own token");
+        } catch (const std::exception& e) {
+            s.sample_error = e.what();
+            return;
+        }
         s.sampler->accept(s.sampled);
         const GenRequest& req = s.task->request;
         if (req.logprobs)
             s.logprob = s.sampler->logprobs(row, s.sampled, req.top_logprobs, LogprobSource::Model, &s.top);
     });
     for (Slot* s : outputs) after_sample(*s);
+    int64_t used = 0;
+    for (const Slot& s : slots_) used += static_cast<int64_t>(s.cached.size());
+    kv_used_.store(used, std::memory_order_relaxed);
+}
+
+void Scheduler::count_generated() {
+    gen_total_.fetch_add(1, std::memory_order_relaxed);
+    const int64_t sec = std::chrono::duration_cast<std::chrono::seconds>(Clock::now().time_since_epoch()).count();
+    std::lock_guard<std::mutex> lk(rate_mu_);
+    const size_t i = static_cast<size_t>(sec) % per_second_.size();
+    if (second_of_[i] != sec) {
+        second_of_[i] = sec;
+        per_second_[i] = 0;
+    }
+    ++per_second_[i];
+}
+
+SchedulerStats Scheduler::stats() const {
+    SchedulerStats st;
+    st.prompt_tokens = prompt_total_.load(std::memory_order_relaxed);
+    st.generated_tokens = gen_total_.load(std::memory_order_relaxed);
+    st.kv_cells_used = kv_used_.load(std::memory_order_relaxed);
+    st.kv_cells_total = n_ctx_ * static_cast<int64_t>(slots_.size());
+    {
+        std::lock_guard<std::mutex> lk(mu_);
+        st.busy_slots = n_active_;
+        st.queued = static_cast<int>(queue_.size());
+    }
+    // The last 10 whole seconds (the current one is still filling).
+    const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(Clock::now().time_since_epoch()).count();
+    std::lock_guard<std::mutex> lk(rate_mu_);
+    int64_t n = 0;
+    for (size_t i = 0; i < per_second_.size(); ++i)
+        if (second_of_[i] >= now - 10 && second_of_[i] < now) n += per_second_[i];
+    st.tokens_per_second = static_cast<double>(n) / 10.0;
+    return st;
 }
 
 void Scheduler::after_sample(Slot& s) {
@@ -238,9 +289,15 @@ void Scheduler::after_sample(Slot& s) {
         s.tm.prompt_ms = ms_between(s.t_start, s.t_first);
         s.state = State::Decode;
     }
+    if (!s.sample_error.empty()) {
+        finish(s, "error", s.sample_error);
+        return;
+    }
     const TokenId t = s.sampled;
     ++s.n_gen;
-    if (!req.ignore_eos && tok_.vocab().is_eog(t)) {
+    count_generated();
+    // A grammar ends the reply at its end-of-generation token whatever ignore_eos says.
+    if ((!req.ignore_eos || s.matcher) && tok_.vocab().is_eog(t)) {
         finish(s, "stop");
         return;
     }
@@ -255,7 +312,7 @@ void Scheduler::after_sample(Slot& s) {
     Released r;
     const bool stopped = s.out->push(std::move(rec), &r);
     s.task->emit(std::move(r));
-    if (stopped) {
+    if (stopped || (s.matcher && s.matcher->done())) {
         finish(s, "stop");
     } else if ((req.max_tokens >= 0 && s.n_gen >= req.max_tokens) ||
                static_cast<int64_t>(s.cached.size()) >= n_ctx_) {
@@ -286,6 +343,7 @@ void Scheduler::finish(Slot& s, const char* reason, const std::string& error, bo
     s.task->finish(std::move(res));
     s.task.reset();
     s.out.reset();
+    s.matcher.reset();
     s.state = State::Idle;
     std::unique_lock<std::mutex> lk(mu_, std::defer_lock);
     if (!have_lock) lk.lock();

@@ -1,5 +1,7 @@
 // Slots, a bounded queue and the continuous-batching loop: every active request advances in each pass over the weights.
 #pragma once
+#include <array>
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -28,6 +30,17 @@ struct SchedulerParams {
     TypeId kv_type = TypeId::F16;
 };
 
+// Counters and gauges for /metrics.
+struct SchedulerStats {
+    int64_t prompt_tokens = 0;      // prompt tokens evaluated (those not reused from a slot's cache)
+    int64_t generated_tokens = 0;   // tokens sampled
+    int64_t kv_cells_used = 0;      // positions held by all slots' KV caches
+    int64_t kv_cells_total = 0;
+    int busy_slots = 0;
+    int queued = 0;
+    double tokens_per_second = 0;   // generated over the last 10 seconds
+};
+
 struct SlotInfo {
     int id = 0;
     bool busy = false;
@@ -53,6 +66,7 @@ public:
     int n_slots() const { return static_cast<int>(slots_.size()); }
     std::vector<SlotInfo> slots() const;
     int n_queued() const;
+    SchedulerStats stats() const;
 
 private:
     enum class State { Idle, Prefill, Decode };
@@ -60,6 +74,8 @@ private:
         int id = 0;
         std::unique_ptr<KvCache> kv;
         std::unique_ptr<Sampler> sampler;
+        std::unique_ptr<grammar::Matcher> matcher;  // with a response_format
+        grammar::TokenMask mask;
         std::vector<TokenId> cached;   // the tokens whose K/V the cache holds, in order
         State state = State::Idle;
         std::shared_ptr<Task> task;
@@ -73,6 +89,7 @@ private:
         TokenId sampled = kNoToken;
         float logprob = 0.0f;
         std::vector<TokenLogprob> top;
+        std::string sample_error;      // the sampling step failed (a grammar dead end)
     };
 
     void loop();
@@ -100,6 +117,13 @@ private:
     std::vector<SlotInfo> info_;        // snapshot for slots(), guarded by mu_
     bool stop_ = false;
     std::thread thread_;
+
+    // Metrics: written by the loop thread, read by /metrics.
+    void count_generated();
+    std::atomic<int64_t> prompt_total_{0}, gen_total_{0}, kv_used_{0};
+    mutable std::mutex rate_mu_;
+    std::array<int64_t, 12> per_second_{};       // tokens generated in each of the last seconds
+    std::array<int64_t, 12> second_of_{};        // which second each entry counts
 };
 
 }  // namespace gemma::server
