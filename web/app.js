@@ -43,7 +43,7 @@ function fill(div, m) {
 function renderAll() {
   const box = $('messages');
   box.replaceChildren(...conversation.map(messageNode));
-  box.lastElementChild?.scrollIntoView({ block: 'end' });
+  box.scrollTop = box.scrollHeight;
 }
 
 function save() {
@@ -127,7 +127,7 @@ async function send(text) {
           if (delta) {
             reply.content += delta;
             fill(node, reply);
-            node.scrollIntoView({ block: 'end' });
+            $('messages').scrollTop = $('messages').scrollHeight;
           }
         }
       }

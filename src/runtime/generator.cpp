@@ -25,6 +25,7 @@ const char* stop_reason_name(StopReason r) {
         case StopReason::MaxTokens: return "length";
         case StopReason::ContextFull: return "context_full";
         case StopReason::Cancelled: return "cancelled";
+        case StopReason::Grammar: return "grammar";
     }
     return "?";
 }
@@ -159,6 +160,9 @@ GenerationResult Generator::generate(std::span<const TokenId> prompt, const Gene
     for (size_t i = first; i < prompt.size(); ++i) sampler_.accept(prompt[i]);
 
     const Vocab& vocab = tok_.vocab();
+    std::unique_ptr<grammar::Matcher> matcher;
+    grammar::TokenMask mask;
+    if (params.grammar) matcher = std::make_unique<grammar::Matcher>(params.grammar);
     const auto t0 = Clock::now();
     std::chrono::nanoseconds sample_time{0};
     StopReason reason = StopReason::None;
@@ -172,14 +176,16 @@ GenerationResult Generator::generate(std::span<const TokenId> prompt, const Gene
             break;
         }
         const auto ts = Clock::now();
-        const TokenId t = sampler_.sample(logits);
+        if (matcher) matcher->fill_mask(&mask);
+        const TokenId t = sampler_.sample(logits, matcher ? mask.bits.data() : nullptr);
+        if (matcher && !matcher->accept(t)) throw_error("internal: the grammar rejected a token from its own mask");
         sampler_.accept(t);
         float logprob = 0.0f;
         if (params.n_probs > 0) logprob = sampler_.logprobs(logits, t, params.n_probs, params.logprob_source, &top_);
         sample_time += Clock::now() - ts;
         result.tokens.push_back(t);
 
-        if (!params.ignore_eog && vocab.is_eog(t)) {
+        if ((!params.ignore_eog || matcher) && vocab.is_eog(t)) {
             reason = StopReason::Eog;
             break;
         }
@@ -205,6 +211,10 @@ GenerationResult Generator::generate(std::span<const TokenId> prompt, const Gene
             --n;
         if (!release(n, t, logprob, &result, on_token)) {
             reason = StopReason::Cancelled;
+            break;
+        }
+        if (matcher && matcher->done()) {
+            reason = StopReason::Grammar;
             break;
         }
         if (params.max_tokens >= 0 && static_cast<int64_t>(result.tokens.size()) >= params.max_tokens) {

@@ -3,12 +3,14 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "core/error.h"
+#include "grammar/matcher.h"
 #include "model/context.h"
 #include "runtime/sampler.h"
 #include "tokenizer/tokenizer.h"
@@ -28,8 +30,9 @@ enum class StopReason {
     MaxTokens,    // GenerateParams::max_tokens reached
     ContextFull,  // the KV cache has no slot left for the next token
     Cancelled,    // the cancel flag was raised or the callback returned false
+    Grammar,      // GenerateParams::grammar has matched completely and nothing more may follow
 };
-// "eog", "stop", "length", "context_full", "cancelled" (the server maps these to finish_reason).
+// "eog", "stop", "length", "context_full", "cancelled", "grammar".
 const char* stop_reason_name(StopReason r);
 
 struct GenerateParams {
@@ -41,6 +44,8 @@ struct GenerateParams {
     int32_t n_probs = 0;              // > 0: log-prob of each token plus its n_probs most likely alternatives
     LogprobSource logprob_source = LogprobSource::Model;
     const std::atomic<bool>* cancel = nullptr;  // polled between prompt batches and between tokens
+    // Constrained decoding: only tokens this grammar allows are sampled (its mask is the sampler's first step).
+    std::shared_ptr<const grammar::CompiledGrammar> grammar;
 };
 
 struct GenerationTimings {

@@ -64,7 +64,18 @@ std::shared_ptr<Task> Scheduler::submit(GenRequest req) {
     auto task = std::make_shared<Task>(std::move(req));
     {
         std::lock_guard<std::mutex> lk(mu_);
-        if (n_active_ + static_cast<int>(queue_.size()) >= n_slots() + params_.max_queue) return nullptr;
+        if (n_active_ + static_cast<int>(queue_.size()) >= n_slots() + params_.max_queue) {
+            // Clients that left while queued hold no place: drop them before refusing anyone.
+            std::erase_if(queue_, [](const std::shared_ptr<Task>& t) {
+                if (!t->cancelled()) return false;
+                t->finish(TaskResult{"cancelled", {}, {}, 0, -1, {}});
+                return true;
+            });
+        }
+        // Running requests whose client left are still counted until the next step ends them.
+        int gone = 0;
+        for (const auto& t : running_) gone += t && t->cancelled();
+        if (n_active_ - gone + static_cast<int>(queue_.size()) >= n_slots() + params_.max_queue) return nullptr;
         queue_.push_back(task);
     }
     cv_.notify_all();
