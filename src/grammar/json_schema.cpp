@@ -18,7 +18,8 @@ using ojson = nlohmann::ordered_json;
 
 constexpr int kMaxWs = 24;           // optional whitespace between tokens: enough to pretty-print, never endless
 constexpr int kMaxRepeat = 1000;     // maxLength / maxItems we unroll
-constexpr int kNumberDigits = 16;    // digits of an unconstrained number's integer and fraction parts
+constexpr int kNumberDigits = 16;
+constexpr int kMaxSchemaDepth = 64;    // digits of an unconstrained number's integer and fraction parts
 
 ExprPtr digit() { return bytes(ByteSet::range('0', '9')); }
 ExprPtr ws() {
@@ -205,6 +206,13 @@ private:
     }
 
     ExprPtr value(const ojson& s, const std::string& path) {
+        // Each level is a C++ frame here and in the NFA builder: a hostile schema must not exhaust the stack.
+        struct Depth {
+            int& d;
+            explicit Depth(int& x) : d(++x) {}
+            ~Depth() { --d; }
+        } depth(depth_);
+        if (depth_ > kMaxSchemaDepth) fail(path, "the schema is nested more than " + std::to_string(kMaxSchemaDepth) + " levels deep");
         if (s.is_boolean()) {
             if (!s.get<bool>()) fail(path, "the schema `false` admits no value");
             return ref(prim("value"));
@@ -426,6 +434,7 @@ private:
     }
 
     const ojson& root_;
+    int depth_ = 0;
     GrammarBuilder b_;
     std::map<std::string, int> prims_;
     std::map<std::string, int> refs_;

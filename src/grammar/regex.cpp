@@ -284,6 +284,7 @@ private:
     ExprPtr atom() {
         const char c = p_[i_];
         if (c == '(') {
+            if (++depth_ > 32) fail("groups nested more than 32 deep");
             ++i_;
             if (!at_end() && p_[i_] == '?') {
                 if (i_ + 1 < p_.size() && p_[i_ + 1] == ':') {
@@ -300,6 +301,7 @@ private:
             ExprPtr inner = alternation();
             if (at_end() || p_[i_] != ')') fail("missing ')'");
             ++i_;
+            --depth_;
             return inner;
         }
         if (c == '[') {
@@ -327,6 +329,7 @@ private:
 
     std::string_view p_;
     size_t i_ = 0;
+    int depth_ = 0;
 };
 
 }  // namespace

@@ -1,12 +1,32 @@
 // Validates response_format, compiles its grammar once per distinct schema, and shares the vocabulary trie.
 #include "server/structured.h"
 
+#include <utility>
+#include <vector>
+
 #include "grammar/json_schema.h"
 #include "server/openai_schema.h"
 
 namespace gemma::server {
 
 using ojson = nlohmann::ordered_json;
+
+namespace {
+
+// Nesting depth without recursion (a hostile body may nest a million levels; dump() would recurse).
+bool deeper_than(const ojson& j, size_t limit) {
+    std::vector<std::pair<const ojson*, size_t>> todo = {{&j, 1}};
+    while (!todo.empty()) {
+        const auto [v, d] = todo.back();
+        todo.pop_back();
+        if (d > limit) return true;
+        if (v->is_structured())
+            for (const auto& c : *v) todo.push_back({&c, d + 1});
+    }
+    return false;
+}
+
+}  // namespace
 
 GrammarCache::GrammarCache(std::shared_ptr<const Tokenizer> tok, size_t capacity)
     : tok_(std::move(tok)), capacity_(capacity) {}
@@ -48,6 +68,9 @@ std::shared_ptr<const grammar::CompiledGrammar> GrammarCache::for_body(std::stri
 }
 
 std::shared_ptr<const grammar::CompiledGrammar> GrammarCache::for_schema(const ojson* schema) {
+    if (schema && deeper_than(*schema, 200))
+        throw invalid_request("response_format: the JSON schema is nested more than 200 levels deep",
+                              "response_format.json_schema.schema", "unsupported_schema");
     const std::string key = schema ? schema->dump() : std::string("json_object");
     {
         std::lock_guard<std::mutex> lk(mu_);

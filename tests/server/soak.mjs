@@ -64,6 +64,7 @@ async function one(kind) {
   const ctrl = new AbortController();
   const timer = setTimeout(() => ctrl.abort(new Error('timeout')), 180_000);
   const t0 = performance.now();
+  const sentAt = Date.now();
   stats.requests++;
   note(name, 'sent');
   try {
@@ -124,7 +125,7 @@ async function one(kind) {
       }
     }
     note(name, 'ok');
-    stats.latencies_ms.push(performance.now() - t0);
+    if (warmedAt !== null && sentAt >= warmedAt) stats.latencies_ms.push(performance.now() - t0);  // measured run only
   } catch (e) {
     if (ctrl.signal.aborted && req.abortAfter) return;
     note(name, 'network_errors');
@@ -134,21 +135,47 @@ async function one(kind) {
   }
 }
 
+// Warm-up, part 1: fill every slot's KV cache to the end of its context once, so the pages of all caches
+// are resident before RSS is measured (they are touched as positions are first used, which would otherwise
+// look like growth for as long as longer replies keep turning up).
+const slotCount = (await (await fetch(`${url}/slots`)).json()).length;
+await Promise.all(Array.from({ length: slotCount }, async (_, i) => {
+  const res = await fetch(`${url}/v1/completions`, {
+    method: 'POST', headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ prompt: `Fill ${i}`, max_tokens: ctx, ignore_eos: true, logit_bias: textOnly }),
+  });
+  const j = await res.json();
+  if (res.status !== 200 || j.choices[0].finish_reason !== 'length') violation(`warm-up fill: ${res.status} ${JSON.stringify(j).slice(0, 200)}`);
+}));
+
+// Part 2: the mixed load until RSS settles (HTTP threads reach their stack depths, malloc its arenas):
+// at least 10 s, then until it grew less than 1 % over the last 10 s (at most 90 s). Then the measured run.
 const start = Date.now();
-const warmupMs = Math.min(30_000, Math.max(8_000, seconds * 100));  // 10 % of the run, 8 to 30 s
-const endAt = start + seconds * 1000;
+let endAt = Infinity;
 let rssWarm = null;
-const warmTimer = setTimeout(() => { rssWarm = rssKiB(); }, warmupMs);
+let warmedAt = null;
 const rssStart = rssKiB();
 const timeline = [];
-const sampler = setInterval(() => timeline.push([Math.round((Date.now() - start) / 1000), rssKiB()]), 5000);
+const recent = [];
+const monitor = setInterval(() => {
+  const now = Date.now();
+  const rss = rssKiB();
+  recent.push([now, rss]);
+  while (recent.length && recent[0][0] < now - 10_000) recent.shift();
+  if ((now - start) % 5000 < 1000) timeline.push([Math.round((now - start) / 1000), rss]);
+  if (rssWarm === null && now - start >= 10_000 &&
+      (rss < recent[0][1] * 1.01 || now - start >= 90_000)) {
+    rssWarm = rss;
+    warmedAt = now;
+    endAt = now + seconds * 1000;
+  }
+}, 1000);
 
 async function worker() {
   while (Date.now() < endAt) await one(chooseKind());
 }
 await Promise.all(Array.from({ length: clients }, worker));
-clearTimeout(warmTimer);
-clearInterval(sampler);
+clearInterval(monitor);
 
 // No slot may stay busy once the clients are gone.
 let idle = false;
@@ -159,15 +186,14 @@ for (let i = 0; i < 100 && !idle; i++) {
 }
 if (!idle) violation('a slot is still busy after the run');
 const rssEnd = rssKiB();
-if (rssWarm === null) rssWarm = rssStart;
 const growth = (rssEnd - rssWarm) / rssWarm;
 if (growth > 0.05) violation(`RSS grew ${(100 * growth).toFixed(1)} % after warm-up (${rssWarm} -> ${rssEnd} KiB)`);
 
 const lat = stats.latencies_ms.sort((a, b) => a - b);
 const pct = (p) => (lat.length ? lat[Math.min(lat.length - 1, Math.floor(p * lat.length))] : 0);
 const summary = {
-  seconds, clients, requests: stats.requests, tokens_generated: stats.tokens, statuses: stats.statuses,
-  by_kind: stats.by_kind, rss_kib: { start: rssStart, after_warmup: rssWarm, end: rssEnd, growth_pct: +(100 * growth).toFixed(2), timeline },
+  seconds, warmup_s: Math.round((warmedAt - start) / 1000), clients, requests: stats.requests, tokens_generated: stats.tokens, statuses: stats.statuses,
+  by_kind: stats.by_kind, rss_kib: { after_fill: rssStart, after_warmup: rssWarm, end: rssEnd, growth_pct: +(100 * growth).toFixed(2), timeline },
   latency_ms: { p50: +pct(0.5).toFixed(1), p99: +pct(0.99).toFixed(1), n: lat.length }, violations: stats.violations,
 };
 console.log(JSON.stringify(summary, null, 2));

@@ -171,6 +171,13 @@ TEST(JsonSchemaGrammar, UnsupportedFeaturesAreNamed) {
     EXPECT_NE(schema_error("false").find("admits no value"), std::string::npos);
     EXPECT_NE(schema_error(R"({"type": "strin"})").find("unknown type"), std::string::npos);
     EXPECT_NE(schema_error(R"({"type": "string", "maxLength": 100000})").find("maxLength"), std::string::npos);
+    // Hostile nesting is refused before it can exhaust the stack.
+    std::string deep;
+    for (int i = 0; i < 100000; ++i) deep += R"({"type": "array", "items": )";
+    deep += "{}";
+    for (int i = 0; i < 100000; ++i) deep += "}";
+    EXPECT_NE(schema_error(deep).find("nested more than 64"), std::string::npos);
+    EXPECT_THROW(json_pattern(std::string(50000, '(') + std::string(50000, ')')), GrammarError);
 }
 
 // The reference mask: every token checked on its own by feeding its bytes to a copy of the parse.
