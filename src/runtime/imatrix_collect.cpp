@@ -83,20 +83,14 @@ ImatrixRun collect_imatrix(const Model& model, std::span<const int32_t> tokens, 
     // the logits buffer at n_batch rows whatever the chunk size.
     const int64_t n_batch = ctx.n_batch();
     std::vector<float> logits(static_cast<size_t>(n_batch) * static_cast<size_t>(cfg.n_vocab));
-    std::vector<int32_t> pos, rows;
     NllSum nll;
     for (int c = 0; c < plan.n_chunks; ++c) {
         const std::vector<int32_t> chunk = chunk_tokens(tokens, plan, c, vocab.bos(), vocab.add_bos());
         ctx.kv_cache().clear();
         for (int64_t b0 = 0; b0 < plan.ctx; b0 += n_batch) {
             const int64_t nb = std::min<int64_t>(n_batch, plan.ctx - b0);
-            pos.resize(static_cast<size_t>(nb));
-            rows.resize(static_cast<size_t>(nb));
-            for (int64_t i = 0; i < nb; ++i) {
-                pos[static_cast<size_t>(i)] = static_cast<int32_t>(b0 + i);
-                rows[static_cast<size_t>(i)] = static_cast<int32_t>(i);
-            }
-            ctx.forward(std::span<const int32_t>(chunk.data() + b0, static_cast<size_t>(nb)), pos, rows, logits.data());
+            ctx.forward(std::span<const int32_t>(chunk.data() + b0, static_cast<size_t>(nb)), static_cast<int32_t>(b0),
+                        static_cast<int32_t>(nb), logits.data());
             for (int64_t i = 0; i < nb; ++i) {
                 const int64_t g = b0 + i;  // logits of position g predict token g + 1
                 if (g < first || g >= plan.ctx - 1) continue;

@@ -1,4 +1,5 @@
-// BatchContext (the server's continuous batching) gives bit-identical logits to Context, whatever shares the batch.
+// The engine's multi-sequence batches (the server's continuous batching) give bit-identical logits to Context,
+// whatever shares the batch.
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -8,7 +9,7 @@
 
 #include "convert/synth.h"
 #include "core/error.h"
-#include "model/batch_context.h"
+#include "model/engine.h"
 #include "model/context.h"
 #include "model/model.h"
 #include "quant/quantize_model.h"
@@ -75,14 +76,13 @@ void check_model(const std::string& path, TypeId kv) {
     const auto V = static_cast<size_t>(model->config().n_vocab);
     const auto want = reference(*model, kv);
 
-    BatchContextParams bp;
-    bp.n_ctx = kCtx;
+    EngineParams bp;
     bp.n_batch = 16;
     bp.kv_type = kv;
     bp.pool = &pool();
-    BatchContext bc(*model, bp);
-    std::vector<std::unique_ptr<KvCache>> caches;
-    for (size_t s = 0; s < kPrompts.size(); ++s) caches.push_back(bc.make_cache());
+    const auto bc = make_cpu_engine(*model, bp);
+    std::vector<std::unique_ptr<SeqCache>> caches;
+    for (size_t s = 0; s < kPrompts.size(); ++s) caches.push_back(bc->make_cache(kCtx));
     std::vector<std::vector<float>> got(kPrompts.size());
     std::vector<float> logits(kPrompts.size() * V);
 
@@ -96,18 +96,18 @@ void check_model(const std::string& path, TypeId kv) {
             const auto& pr = kPrompts[s];
             if (m == 0) {
                 chunks.push_back({caches[s].get(), std::span<const int32_t>(&kDecode[n_dec[s]], 1),
-                                  static_cast<int32_t>(pr.size() + n_dec[s]), true});
+                                  static_cast<int32_t>(pr.size() + n_dec[s]), 1});
                 ++n_dec[s];
                 outs.push_back(s);
             } else {
                 const bool last = prefilled[s] + m == pr.size();
                 chunks.push_back({caches[s].get(), std::span<const int32_t>(pr).subspan(prefilled[s], m),
-                                  static_cast<int32_t>(prefilled[s]), last});
+                                  static_cast<int32_t>(prefilled[s]), last ? 1 : 0});
                 prefilled[s] += m;
                 if (last) outs.push_back(s);
             }
         }
-        bc.forward(chunks, logits.data());
+        bc->forward(chunks, logits.data());
         for (size_t k = 0; k < outs.size(); ++k)
             got[outs[k]].insert(got[outs[k]].end(), logits.begin() + static_cast<ptrdiff_t>(k * V),
                                 logits.begin() + static_cast<ptrdiff_t>((k + 1) * V));
@@ -133,24 +133,29 @@ TEST(ServerBatch, BatchedLogitsEqualContextQ4_K_MAndQ8Cache) { check_model(tiny_
 
 TEST(ServerBatch, RejectsBadBatches) {
     const auto model = Model::load(tiny_path(""));
-    BatchContextParams bp;
-    bp.n_ctx = kCtx;
+    EngineParams bp;
     bp.n_batch = 4;
     bp.kv_type = TypeId::F32;
     bp.pool = &pool();
-    BatchContext bc(*model, bp);
-    auto kv = bc.make_cache();
-    std::vector<float> logits(static_cast<size_t>(model->config().n_vocab));
+    const auto bc = make_cpu_engine(*model, bp);
+    auto kv = bc->make_cache(kCtx);
+    std::vector<float> logits(2 * static_cast<size_t>(model->config().n_vocab));
     const std::vector<int32_t> five = {2, 3, 4, 5, 6}, bad = {2, 99999};
-    EXPECT_THROW(bc.forward(std::vector<SeqChunk>{{kv.get(), five, 0, true}}, logits.data()), Error);  // > n_batch
-    EXPECT_THROW(bc.forward(std::vector<SeqChunk>{{kv.get(), bad, 0, true}}, logits.data()), Error);   // bad id
-    EXPECT_THROW(bc.forward(std::vector<SeqChunk>{{kv.get(), std::span<const int32_t>(five).first(2), 3, true}},
-                            logits.data()),
+    EXPECT_THROW(bc->forward(std::vector<SeqChunk>{{kv.get(), five, 0, 6}}, logits.data()), Error);  // > its tokens
+    EXPECT_THROW(bc->forward(std::vector<SeqChunk>{{kv.get(), bad, 0, 1}}, logits.data()), Error);   // bad id
+    EXPECT_THROW(bc->forward(std::vector<SeqChunk>{{kv.get(), std::span<const int32_t>(five).first(2), 3, 1}},
+                             logits.data()),
                  Error);  // a gap after the cached positions
-    EXPECT_THROW(bc.forward(std::vector<SeqChunk>{{kv.get(), std::span<const int32_t>(five).first(1), 0, true},
-                                                  {kv.get(), std::span<const int32_t>(five).first(1), 1, true}},
-                            logits.data()),
+    EXPECT_THROW(bc->forward(std::vector<SeqChunk>{{kv.get(), std::span<const int32_t>(five).first(1), 0, 1},
+                                                   {kv.get(), std::span<const int32_t>(five).first(1), 1, 1}},
+                             logits.data()),
                  Error);  // one cache twice
+    auto other = make_cpu_engine(*model, EngineParams{2, TypeId::F32, 0, &pool()})->make_cache(kCtx);
+    EXPECT_THROW(bc->forward(std::vector<SeqChunk>{{other.get(), five, 0, 1}}, logits.data()), Error);  // a cache made for smaller passes
+    EXPECT_EQ(kv->n_past(), 0);  // nothing was written by a rejected call
+    // More tokens than n_batch are split into passes; the last two rows' logits come back in order.
+    bc->forward(std::vector<SeqChunk>{{kv.get(), five, 0, 2}}, logits.data());
+    EXPECT_EQ(kv->n_past(), 5);
 }
 
 }  // namespace

@@ -39,10 +39,8 @@ std::vector<float> batch_logits(const Model& m, const std::vector<int32_t>& toks
     p.kv_type = kv;
     p.pool = &pool;
     Context ctx(m, p);
-    std::vector<int32_t> pos(toks.size()), rows(toks.size());
-    for (size_t i = 0; i < toks.size(); ++i) pos[i] = rows[i] = static_cast<int32_t>(i);
     std::vector<float> out(toks.size() * static_cast<size_t>(m.config().n_vocab));
-    ctx.forward(toks, pos, rows, out.data());
+    ctx.forward(toks, 0, static_cast<int32_t>(toks.size()), out.data());
     return out;
 }
 
@@ -198,17 +196,18 @@ TEST(Model, BadInputsGiveClearErrors) {
     p.n_threads = 1;
     Context ctx(*m, p);
     float dummy[1024];
-    const std::vector<int32_t> bad_tok = {2, 5000}, pos = {0, 1}, far = {0, 40}, rows = {1};
+    const std::vector<int32_t> bad_tok = {2, 5000};
     try {
-        ctx.forward(bad_tok, pos, rows, dummy);
+        ctx.forward(bad_tok, 0, 1, dummy);
         FAIL() << "no error";
     } catch (const Error& e) {
         EXPECT_NE(std::string(e.what()).find("token id 5000"), std::string::npos) << e.what();
     }
     const std::vector<int32_t> ok = {2, 3};
-    EXPECT_THROW(ctx.forward(ok, far, rows, dummy), Error);
-    const std::vector<int32_t> bad_rows = {1, 0};
-    EXPECT_THROW(ctx.forward(ok, pos, bad_rows, dummy), Error);
+    EXPECT_THROW(ctx.forward(ok, 31, 1, dummy), Error);  // past the context
+    EXPECT_THROW(ctx.forward(ok, 5, 1, dummy), Error);   // positions the cache does not follow
+    EXPECT_THROW(ctx.forward(ok, 0, 3, dummy), Error);   // more logit rows than tokens
+    EXPECT_THROW(ctx.forward(ok, 0, -1, dummy), Error);
     std::vector<int32_t> many(40, 2);
     EXPECT_THROW(ctx.eval(many), Error);  // more than the context holds
 }
