@@ -49,7 +49,8 @@ ops::ThreadPool& pool() {
 // Three sequences: prompts of different lengths, then a few decode steps of fixed tokens.
 const std::vector<std::vector<int32_t>> kPrompts = {{2, 600, 601, 602, 603, 604, 605}, {2, 700, 701, 702, 703},
                                                     {2, 800, 801}};
-const std::vector<int32_t> kDecode = {900, 901, 902, 903};
+// Enough decode steps that every sequence passes the golden Gemma 2/3 models' 16-token sliding window.
+const std::vector<int32_t> kDecode = {900, 901, 902, 903, 904, 905, 906, 907, 908, 909, 910, 911, 912, 913, 914, 915, 916, 917};
 
 // Logits of every step (prompt end, then each decode token) per sequence, through Context alone.
 std::vector<std::vector<float>> reference(const Model& m, TypeId kv) {
@@ -119,6 +120,7 @@ void check_model(const std::string& path, TypeId kv) {
     step({{2, 0}, {0, 0}, {1, 0}});
     step({{1, 0}, {2, 0}});
     step({{2, 0}, {1, 0}});
+    while (n_dec[0] < kDecode.size()) step({{0, 0}, {1, 0}, {2, 0}});
     step({{2, 0}});
     for (size_t s = 0; s < kPrompts.size(); ++s) {
         ASSERT_EQ(got[s].size(), want[s].size()) << "sequence " << s;
@@ -130,6 +132,11 @@ void check_model(const std::string& path, TypeId kv) {
 TEST(ServerBatch, BatchedLogitsEqualContextF16Weights) { check_model(tiny_path(""), TypeId::F16); }
 TEST(ServerBatch, BatchedLogitsEqualContextQ4_0) { check_model(tiny_path("Q4_0"), TypeId::F16); }
 TEST(ServerBatch, BatchedLogitsEqualContextQ4_K_MAndQ8Cache) { check_model(tiny_path("Q4_K_M"), TypeId::Q8_0); }
+
+TEST(ServerBatch, BatchedLogitsEqualContextGemma2And3) {
+    check_model(test::golden("gemma2/q/tiny-g2-Q4_K_M.gguf"), TypeId::F16);
+    check_model(test::golden("gemma3/tiny-g3-f32.gguf"), TypeId::F16);
+}
 
 TEST(ServerBatch, RejectsBadBatches) {
     const auto model = Model::load(tiny_path(""));

@@ -17,6 +17,7 @@
 #include "model/context.h"
 #include "model/model.h"
 #include "support/golden.h"
+#include "support/gguf_variant.h"
 
 namespace gemma {
 namespace {
@@ -213,38 +214,9 @@ TEST(Model, BadInputsGiveClearErrors) {
 }
 
 // Writes a copy of the F32 model with metadata or tensors changed, for the load-error tests.
-struct Edit {
-    std::function<void(GgufWriter&)> kv;
-    std::string drop_tensor;
-    // Called with every tensor's name and shape; may change the shape (the data is cut or zero-padded).
-    std::function<void(const std::string&, std::vector<int64_t>&)> shape;
-};
+using Edit = test::GgufEdit;
 
-std::string write_variant(const Edit& e) {
-    const auto src = GgufFile::open(f32_path());
-    const std::string out = test::temp_dir() + "/variant.gguf";
-    GgufWriter w(out);
-    for (const auto& kv : src->kvs()) w.set(kv.key, kv.value);
-    if (e.kv) e.kv(w);
-    std::vector<std::pair<const GgufTensor*, size_t>> kept;
-    for (const auto& t : src->tensors()) {
-        if (t.name == e.drop_tensor) continue;
-        std::vector<int64_t> ne(t.ne, t.ne + t.n_dims);
-        if (e.shape) e.shape(t.name, ne);
-        int64_t rows = 1;
-        for (size_t i = 1; i < ne.size(); ++i) rows *= ne[i];
-        w.add_tensor(t.name, t.type, ne);
-        kept.emplace_back(&t, row_size(t.type, ne[0]) * static_cast<size_t>(rows));
-    }
-    w.write_header();
-    for (const auto& [t, bytes] : kept) {
-        std::vector<uint8_t> data(bytes, 0);
-        std::memcpy(data.data(), t->data, std::min<size_t>(bytes, t->nbytes));
-        w.write_tensor_data(data.data(), data.size());
-    }
-    w.finish();
-    return out;
-}
+std::string write_variant(const Edit& e) { return test::write_gguf_variant(f32_path(), e); }
 
 Edit reshape(const std::string& name, std::vector<int64_t> ne) {
     Edit e;
