@@ -79,6 +79,8 @@ const float* Generator::prefill(std::span<const TokenId> prompt, const std::atom
     if (static_cast<int64_t>(cached_.size()) > ctx_.n_past()) cached_.resize(static_cast<size_t>(ctx_.n_past()));
     size_t keep = common_prefix(cached_, prompt);
     if (keep == prompt.size()) --keep;  // the logits of the last token are needed again
+    // A sliding-window cache far past the common prefix no longer holds what the prefix's next token sees.
+    keep = static_cast<size_t>(ctx_.kv_cache().resume_point(static_cast<int64_t>(keep)));
     cached_.resize(keep);
     ctx_.kv_cache().set_n_past(static_cast<int64_t>(keep));
     if (timings) {

@@ -19,6 +19,7 @@
 #include "model/context.h"
 #include "model/model.h"
 #include "runtime/console.h"
+#include "runtime/context_options.h"
 #include "runtime/generator.h"
 #include "runtime/sampling_options.h"
 #include "tokenizer/tokenizer.h"
@@ -83,8 +84,7 @@ int run_run(int argc, char** argv) {
     std::string model_path, prompt, prompt_file, tokens_str, schema_file;
     std::vector<std::string> stop;
     int32_t n_predict = -1;
-    int threads = 0;
-    int64_t n_ctx = 0, n_batch = 512;
+    gemma::ContextOptions co;
     bool ignore_eos = false, special = false, quiet = false;
     gemma::SamplerParams sp;
     app.add_option("model", model_path, "GGUF model file")->required();
@@ -102,11 +102,7 @@ int run_run(int argc, char** argv) {
         ->check(CLI::ExistingFile);
     app.add_flag("--special", special, "print control tokens (e.g. <end_of_turn>) as text");
     app.add_flag("-q,--quiet", quiet, "no timings on stderr");
-    app.add_option("-t,--threads", threads, "threads (default: all cores)");
-    app.add_option("-c,--ctx", n_ctx, "context size in tokens (default: the model's, at most 4096)")
-        ->check(CLI::NonNegativeNumber);
-    app.add_option("-b,--batch", n_batch, "prompt tokens per pass over the weights")->check(CLI::PositiveNumber)
-        ->capture_default_str();
+    gemma::add_context_options(app, co);
     gemma::add_sampling_options(app, sp);
     app.footer("Examples:\n"
                "  gemma run model.gguf -p \"The capital of France is\" -n 32\n"
@@ -128,11 +124,8 @@ int run_run(int argc, char** argv) {
         tokens_str.empty() ? tok.encode(prompt, /*add_special=*/true, /*parse_special=*/true) : parse_ids(tokens_str);
     sp.validate(static_cast<int32_t>(model->config().n_vocab));
 
-    gemma::ContextParams cp;
-    cp.n_ctx = n_ctx;
-    cp.n_batch = n_batch;
-    cp.n_threads = threads;
-    gemma::Context ctx(*model, cp);
+    gemma::Context ctx(*model, co.params());
+    if (!quiet) std::fprintf(stderr, "%s\n", gemma::describe_cache(ctx.engine(), ctx.kv_cache()).c_str());
     gemma::Generator gen(ctx, tok);
 
     gemma::console::install_interrupt_handler();
