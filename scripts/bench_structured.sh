@@ -24,11 +24,12 @@ cat >"$schema" <<'EOF'
  "required": ["items"], "additionalProperties": false}
 EOF
 prompt="List some books as JSON:"
+# Both runs generate the same number of tokens (a constrained reply cut by -n is fine: it is a speed test).
+n=64
 speed() { sed -n 's/^generation: *\([0-9]*\) tokens, \([0-9.]*\) s, \([0-9.]*\) tokens\/s (sampling \([0-9.]*\) ms).*/\1 tokens, \3 tok\/s, sampling \4 ms/p'; }
-for seed in 1 2 3; do
-  free=$(build/gemma run "$model" -p "$prompt" -n 96 --ignore-eos --seed "$seed" -t "$threads" 2>&1 >/dev/null | speed)
-  json=$(build/gemma run "$model" -p "$prompt" -n 400 --seed "$seed" -t "$threads" --json-schema "$schema" \
+for seed in 1 2; do
+  free=$(build/gemma run "$model" -p "$prompt" -n $n --ignore-eos --seed "$seed" -t "$threads" 2>&1 >/dev/null | speed)
+  json=$(build/gemma run "$model" -p "$prompt" -n $n --seed "$seed" -t "$threads" --json-schema "$schema" \
            2>"$dir/json.err" >"$dir/json.out"; speed <"$dir/json.err")
-  valid=$(python3 -c "import json,sys; json.load(open('$dir/json.out')); print('valid JSON')" 2>/dev/null || echo "NOT JSON")
-  echo "seed $seed: unconstrained $free | json-schema $json ($valid; $(grep -o 'json schema: .*' "$dir/json.err"))"
+  echo "seed $seed: unconstrained $free | json-schema $json ($(grep -o 'json schema: .*' "$dir/json.err"))"
 done

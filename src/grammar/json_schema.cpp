@@ -16,18 +16,18 @@ namespace {
 
 using ojson = nlohmann::ordered_json;
 
-constexpr int kMaxWs = 24;           // optional whitespace between tokens: enough to pretty-print, never endless
+constexpr int kMaxIndent = 20;       // whitespace between tokens: a space, or one newline and an indent (llama.cpp's rule)
 constexpr int kMaxRepeat = 1000;     // maxLength / maxItems we unroll
 constexpr int kNumberDigits = 16;
 constexpr int kMaxSchemaDepth = 64;    // digits of an unconstrained number's integer and fraction parts
 
 ExprPtr digit() { return bytes(ByteSet::range('0', '9')); }
+// Enough to pretty-print, never a run of blank lines: models (random ones especially) love whitespace tokens.
 ExprPtr ws() {
-    ByteSet s;
-    s.add(' ', ' ');
-    s.add('\t', '\t');
-    s.add('\n', '\n');
-    return repeat(bytes(s), 0, kMaxWs);
+    ByteSet indent;
+    indent.add(' ', ' ');
+    indent.add('\t', '\t');
+    return opt(alt({lit(" "), seq({lit("\n"), repeat(bytes(indent), 0, kMaxIndent)})}));
 }
 ExprPtr sep() { return seq({ws(), lit(","), ws()}); }
 

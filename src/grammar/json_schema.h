@@ -13,7 +13,8 @@ namespace gemma::grammar {
 // keyword throws GrammarError naming it and where it is ("'oneOf' at #/properties/a is not supported").
 // Properties are generated in the schema's order (pass an ordered_json to keep the client's order);
 // with `properties` present, additional properties are never generated (still valid when allowed).
-// Output is compact JSON with a little optional whitespace; nesting is limited to 512 levels.
+// Between tokens the output may have a space, or a newline and up to 20 spaces/tabs of indent; numbers
+// have at most 16 digits per part; nesting is limited to 512 levels.
 GrammarBuilder json_schema_grammar(const nlohmann::ordered_json& schema);
 
 // Any JSON object (OpenAI's response_format {"type": "json_object"}).

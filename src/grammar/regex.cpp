@@ -226,6 +226,16 @@ private:
         else cs->literals.push_back(ch);
     }
 
+    // One member of a [...] class into *cs; false for a class escape (\d ...), which cannot bound a range.
+    bool class_member(CharSet* cs) {
+        if (p_[i_] != '\\') {
+            add_char(raw_char(), cs);
+            return true;
+        }
+        ++i_;
+        return escape(cs);
+    }
+
     ExprPtr char_class() {
         CharSet cs;
         const bool negate = !at_end() && p_[i_] == '^';
@@ -234,24 +244,11 @@ private:
         while (!at_end() && (p_[i_] != ']' || first)) {
             first = false;
             CharSet item;
-            bool single = true;
-            if (p_[i_] == '\\') {
-                ++i_;
-                single = escape(&item);
-            } else {
-                add_char(raw_char(), &item);
-            }
+            const bool single = class_member(&item);
             if (single && !at_end() && p_[i_] == '-' && i_ + 1 < p_.size() && p_[i_ + 1] != ']') {
                 ++i_;
                 CharSet hi;
-                bool hi_single = true;
-                if (p_[i_] == '\\') {
-                    ++i_;
-                    hi_single = escape(&hi);
-                } else {
-                    add_char(raw_char(), &hi);
-                }
-                if (!hi_single) fail("a range cannot end in a class escape");
+                if (!class_member(&hi)) fail("a range cannot end in a class escape");
                 if (!item.literals.empty() || !hi.literals.empty())
                     fail("ranges of non-ASCII characters are not supported");
                 int a = -1, b = -1;

@@ -86,7 +86,7 @@ TEST(JsonSchemaGrammar, ObjectsRequiredOptionalAndAdditional) {
     expect_language(g, {R"({"b":"x"})", R"({"a":1,"b":"x"})", R"({"a": 1, "b": "x", "c": true})", R"({"b":"x","c":false})",
                         "{\n  \"a\": 1,\n  \"b\": \"y\"\n}"},
                     {"{}", R"({"a":1})", R"({"b":"x","a":1})", R"({"b":"x","d":1})", R"({"b":1})", R"({"b":"x",})",
-                     R"({,"b":"x"})"});
+                     R"({,"b":"x"})", "{\n\n\"b\":\"x\"}", R"({  "b":"x"})"});
     // Nothing required: the empty object and any ordered subset.
     expect_language(schema(R"({"properties": {"x": {"type": "null"}, "y": {"type": "null"}}})"),
                     {"{}", R"({"x":null})", R"({"y":null})", R"({"x":null,"y":null})"}, {R"({"y":null,"x":null})", R"({,})"});

@@ -6,16 +6,15 @@
 #include <fstream>
 #include <iterator>
 #include <sstream>
+#include <chrono>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
-#include <chrono>
-#include <nlohmann/json.hpp>
-
 #include "command.h"
+#include "core/error.h"
 #include "grammar/json_schema.h"
 #include "grammar/matcher.h"
-#include "core/error.h"
 #include "model/context.h"
 #include "model/model.h"
 #include "runtime/console.h"
