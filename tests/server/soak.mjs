@@ -149,7 +149,7 @@ await Promise.all(Array.from({ length: slotCount }, async (_, i) => {
 }));
 
 // Part 2: the mixed load until RSS settles (HTTP threads reach their stack depths, malloc its arenas):
-// at least 10 s, then until it grew less than 1 % over the last 10 s (at most 90 s). Then the measured run.
+// at least 10 s, then until it grew less than 1 % over the last 10 s (at most 60 s). Then the measured run.
 const start = Date.now();
 let endAt = Infinity;
 let rssWarm = null;
@@ -164,7 +164,7 @@ const monitor = setInterval(() => {
   while (recent.length && recent[0][0] < now - 10_000) recent.shift();
   if ((now - start) % 5000 < 1000) timeline.push([Math.round((now - start) / 1000), rss]);
   if (rssWarm === null && now - start >= 10_000 &&
-      (rss < recent[0][1] * 1.01 || now - start >= 90_000)) {
+      (rss < recent[0][1] * 1.01 || now - start >= 60_000)) {
     rssWarm = rss;
     warmedAt = now;
     endAt = now + seconds * 1000;
