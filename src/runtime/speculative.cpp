@@ -37,7 +37,16 @@ void Drafter::clear() {
     ctx_.kv_cache().clear();
 }
 
-std::span<const TokenId> Drafter::propose(std::span<const TokenId> history, int32_t n_max, const SamplerParams& sampling) {
+void Drafter::start(const SamplerParams& sampling) {
+    SamplerParams sp = sampling;  // the draft's own penalties would only make q differ more from p
+    sp.penalty_repeat = 1.0f;
+    sp.penalty_freq = sp.penalty_present = 0.0f;
+    sp.seed = sampling.seed == SamplerParams::kRandomSeed ? sampling.seed : sampling.seed ^ 0x5BD1E995u;
+    sampler_.reset(sp);
+    greedy_ = sampling.temp <= 0.0f;
+}
+
+std::span<const TokenId> Drafter::propose(std::span<const TokenId> history, int32_t n_max) {
     out_.clear();
     const int32_t room = static_cast<int32_t>(ctx_.n_ctx() - static_cast<int64_t>(history.size()));
     n_max = std::min({n_max, params_.n_max, room});
@@ -54,11 +63,7 @@ std::span<const TokenId> Drafter::propose(std::span<const TokenId> history, int3
     const float* logits = ctx_.eval(history.subspan(keep));
     cached_.insert(cached_.end(), history.begin() + static_cast<ptrdiff_t>(keep), history.end());
 
-    const bool greedy = sampling.temp <= 0.0f;
-    SamplerParams sp = sampling;  // the draft's own penalties would only make q differ more from p
-    sp.penalty_repeat = 1.0f;
-    sp.penalty_freq = sp.penalty_present = 0.0f;
-    sampler_.reset(sp);
+    const bool greedy = greedy_;
     const auto n_vocab = static_cast<int32_t>(ctx_.config().n_vocab);
     if (q_.size() < static_cast<size_t>(n_max)) q_.resize(static_cast<size_t>(n_max));
     for (int32_t i = 0; i < n_max; ++i) {

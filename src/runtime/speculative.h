@@ -35,10 +35,14 @@ class Drafter {
 public:
     Drafter(Context& draft, const DraftParams& params);
 
+    // Sets the drafting distribution for a generation: `sampling` with its penalties off (greedy when temp <= 0),
+    // seeded once from it, so successive drafts draw independent numbers (reseeding per step would make a draft
+    // depend on the earlier steps' outcomes, which breaks the accept/reject rule's guarantee).
+    void start(const SamplerParams& sampling);
     // Up to n_max tokens continuing `history` (every token the target has accepted, the last one possibly not yet
-    // evaluated). Greedy: the draft's most likely token each time, stopping below p_min. Otherwise drawn with
-    // `sampling` (its penalties off), the distribution of each draw kept in q(). Fewer than n_min: none.
-    std::span<const TokenId> propose(std::span<const TokenId> history, int32_t n_max, const SamplerParams& sampling);
+    // evaluated). Greedy: the draft's most likely token each time, stopping below p_min. Otherwise drawn from the
+    // start()ed distribution, each draw's distribution kept in dists(). Fewer than n_min: none.
+    std::span<const TokenId> propose(std::span<const TokenId> history, int32_t n_max);
     // The proposal distributions of the last propose() (sampled drafting only).
     std::span<const TokenDist> dists() const { return {q_.data(), out_.size()}; }
     const DraftParams& params() const { return params_; }
@@ -49,6 +53,7 @@ private:
     Context& ctx_;
     DraftParams params_;
     Sampler sampler_;
+    bool greedy_ = true;
     std::vector<TokenId> cached_;   // tokens whose K/V the draft cache holds, in order
     std::vector<TokenId> out_;
     std::vector<TokenDist> q_;
