@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "core/fp16.h"
+#include "kernels/attn_kernels.h"
 #include "kernels/kernels.h"
 
 namespace gemma::ops {
@@ -15,7 +16,7 @@ namespace {
 
 // Query heads sharing a KV head are processed this many at a time, for this many consecutive query tokens: one
 // kernel call reads a tile of keys once for all of them.
-constexpr int64_t kSubHeads = 4;
+constexpr int64_t kSubHeads = 8;
 constexpr int64_t kBlockTokens = 8;
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
@@ -140,11 +141,7 @@ void load_v(const Job& J, int64_t g, int64_t r_lo, int64_t r_hi, float* vt) {
         float* dst = vt + (r - r_lo) * hd;
         switch (J.kv.type) {
             case TypeId::F32: std::memcpy(dst, src, static_cast<size_t>(hd) * sizeof(float)); break;
-            case TypeId::F16: {
-                const auto* h = reinterpret_cast<const uint16_t*>(src);
-                for (int64_t d = 0; d < hd; ++d) dst[d] = fp16_to_fp32(h[d]);
-                break;
-            }
+            case TypeId::F16: kernels::f16_to_f32(reinterpret_cast<const uint16_t*>(src), dst, hd); break;
             default: type_traits(J.kv.type).dequantize_row(src, dst, hd);
         }
     }
@@ -153,11 +150,6 @@ void load_v(const Job& J, int64_t g, int64_t r_lo, int64_t r_hi, float* vt) {
 // The visible part of [r_lo, r_hi) for token t.
 std::pair<int64_t, int64_t> visible(const Job& J, int64_t t, int64_t r_lo, int64_t r_hi) {
     return {std::max(J.lo(t), r_lo), std::min<int64_t>(J.pos[t] + 1, r_hi)};
-}
-
-// acc += e * v over hd elements (f32, one rounding per multiply and per add).
-void axpy(float* acc, float e, const float* v, int64_t hd) {
-    for (int64_t d = 0; d < hd; ++d) acc[d] += e * v[d];
 }
 
 // ---- flash numerics: per column the running max m, the sum l of exp(s - m) and the accumulated exp(s - m)·v, over
@@ -172,21 +164,18 @@ void flash_segment(const Job& J, const Item& it, int64_t s0, int64_t s1, const W
             const auto [v_lo, v_hi] = visible(J, it.t0 + i, r_lo, r_hi);
             for (int64_t h = 0; h < it.nh && v_lo < v_hi; ++h) {
                 const int64_t c = i * it.nh + h;
-                const float* sc = w.scores + c * kAttnTile + (v_lo - r_lo);
-                float mx = kNegInf;
-                for (int64_t j = 0; j < v_hi - v_lo; ++j) mx = std::max(mx, sc[j]);
+                float* sc = w.scores + c * kAttnTile + (v_lo - r_lo);
+                const int64_t n = v_hi - v_lo;
+                const float mx = kernels::max_of(sc, n);
                 float* pc = w.part + c * (2 + hd);
                 if (mx > pc[0]) {
-                    const float corr = std::exp(pc[0] - mx);
+                    const float corr = kernels::exp_f32(pc[0] - mx);
                     pc[1] *= corr;
                     for (int64_t d = 0; d < hd; ++d) pc[2 + d] *= corr;
                     pc[0] = mx;
                 }
-                for (int64_t j = 0; j < v_hi - v_lo; ++j) {
-                    const float e = std::exp(sc[j] - pc[0]);
-                    pc[1] += e;
-                    axpy(pc + 2, e, w.vt + (v_lo - r_lo + j) * hd, hd);
-                }
+                pc[1] += static_cast<float>(kernels::exp_sub_sum(sc, n, pc[0]));
+                kernels::accumulate_v(pc + 2, sc, w.vt + (v_lo - r_lo) * hd, hd, n, hd);
             }
         }
     });
@@ -203,7 +192,7 @@ void flash_fold(float* acc, const float* part, int64_t cols, int64_t hd) {
             continue;
         }
         const float m = std::max(a[0], b[0]);
-        const float fa = std::exp(a[0] - m), fb = std::exp(b[0] - m);
+        const float fa = kernels::exp_f32(a[0] - m), fb = kernels::exp_f32(b[0] - m);
         a[0] = m;
         a[1] = a[1] * fa + b[1] * fb;
         for (int64_t d = 0; d < hd; ++d) a[2 + d] = a[2 + d] * fa + b[2 + d] * fb;
@@ -212,7 +201,8 @@ void flash_fold(float* acc, const float* part, int64_t cols, int64_t hd) {
 
 // ---- exact numerics (llama.cpp without flash attention): every visible score first, then per column one softmax
 // (f32 max, exp, sum in double, scaled by (float)(1/sum)), probabilities rounded as the V·p matmul's activation
-// conversion rounds them, then V accumulated per segment and the segments summed in order.
+// conversion rounds them, then V accumulated per segment and the segments summed in order. The element-wise steps
+// are kernels (kernels/attn_kernels.h), the same bits on every ISA.
 float* score_row(const Job& J, const Work& w, int64_t c) { return w.rows + c * J.span; }
 
 void exact_scores(const Job& J, const Item& it, int64_t s0, int64_t s1, const Work& w) {
@@ -235,17 +225,9 @@ void exact_softmax(const Job& J, const Item& it, const Work& w) {
         for (int64_t h = 0; h < it.nh; ++h) {
             float* x = score_row(J, w, i * it.nh + h) + (v_lo - it.lo_min);
             const int64_t n = v_hi - v_lo;
-            float mx = kNegInf;
-            for (int64_t j = 0; j < n; ++j) mx = std::max(mx, x[j]);
-            double sum = 0.0;
-            for (int64_t j = 0; j < n; ++j) {
-                x[j] = std::exp(x[j] - mx);
-                sum += static_cast<double>(x[j]);
-            }
-            const auto inv = static_cast<float>(1.0 / sum);
-            for (int64_t j = 0; j < n; ++j) x[j] *= inv;
-            if (J.kv.type == TypeId::F16)
-                for (int64_t j = 0; j < n; ++j) x[j] = fp16_to_fp32(fp32_to_fp16(x[j]));
+            const float mx = kernels::max_of(x, n);
+            const double sum = kernels::exp_sub_sum(x, n, mx);
+            kernels::scale_round(x, n, static_cast<float>(1.0 / sum), J.kv.type == TypeId::F16);
         }
     }
 }
@@ -260,7 +242,7 @@ void exact_accumulate(const Job& J, const Item& it, int64_t s0, int64_t s1, cons
             for (int64_t h = 0; h < it.nh && v_lo < v_hi; ++h) {
                 const int64_t c = i * it.nh + h;
                 const float* p = score_row(J, w, c) + (v_lo - it.lo_min);
-                for (int64_t j = 0; j < v_hi - v_lo; ++j) axpy(w.part + c * (2 + hd) + 2, p[j], w.vt + (v_lo - r_lo + j) * hd, hd);
+                kernels::accumulate_v(w.part + c * (2 + hd) + 2, p, w.vt + (v_lo - r_lo) * hd, hd, v_hi - v_lo, hd);
             }
         }
     });

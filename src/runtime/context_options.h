@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "model/context.h"
+#include "runtime/speculative.h"
 
 namespace gemma {
 
@@ -48,5 +49,36 @@ void add_context_options(App& app, ContextOptions& o) {
                  "attention probabilities as llama.cpp does without it")
         ->group(g);
 }
+
+struct DraftOptions {
+    std::string model;  // empty: no speculative decoding
+    DraftParams params;
+};
+
+template <typename App>
+void add_draft_options(App& app, DraftOptions& o) {
+    const char* g = "Speculative decoding";
+    app.add_option("--draft,--model-draft", o.model,
+                   "a smaller model with the same vocabulary (a smaller family member, or a lower rung of the same "
+                   "ladder) drafts tokens that the model checks in one pass; greedy output is unchanged, sampled "
+                   "output keeps its distribution")
+        ->group(g);
+    app.add_option("--draft-max", o.params.n_max, "most tokens drafted per step")->capture_default_str()->group(g);
+    app.add_option("--draft-min", o.params.n_min, "fewer drafted tokens than this are not checked (plain decoding)")
+        ->capture_default_str()->group(g);
+    app.add_option("--draft-p-min", o.params.p_min,
+                   "stop drafting at a token the draft gives less probability than this")
+        ->capture_default_str()->group(g);
+}
+
+// The draft model, its context (sharing the target's threads and size) and the drafter.
+struct LoadedDraft {
+    std::unique_ptr<Model> model;
+    std::unique_ptr<Context> ctx;
+    std::unique_ptr<Drafter> drafter;
+};
+
+// Loads o.model for `target` (throws gemma::Error naming the file when its vocabulary differs); nothing when unset.
+LoadedDraft load_draft(const DraftOptions& o, Context& target, const Vocab& target_vocab);
 
 }  // namespace gemma

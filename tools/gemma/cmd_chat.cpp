@@ -52,6 +52,7 @@ int run_chat(int argc, char** argv) {
     std::string model_path, system, prompt;
     int32_t n_predict = -1;
     gemma::ContextOptions co;
+    gemma::DraftOptions dopt;
     bool timings = false;
     gemma::SamplerParams sp;
     app.add_option("model", model_path, "GGUF model file")->required();
@@ -61,6 +62,7 @@ int run_chat(int argc, char** argv) {
         ->capture_default_str();
     app.add_flag("--timings", timings, "print prompt and generation speed after every reply (stderr)");
     gemma::add_context_options(app, co);
+    gemma::add_draft_options(app, dopt);
     gemma::add_sampling_options(app, sp);
     app.footer("Examples:\n"
                "  gemma chat gemma-2b-it-Q4_K_M.gguf\n"
@@ -81,6 +83,8 @@ int run_chat(int argc, char** argv) {
     gemma::Context ctx(*model, co.params());
     std::fprintf(stderr, "%s\n", gemma::describe_cache(ctx.engine(), ctx.kv_cache()).c_str());
     gemma::Generator gen(ctx, tok);
+    const gemma::LoadedDraft draft = gemma::load_draft(dopt, ctx, tok.vocab());
+    if (draft.drafter) gen.set_drafter(draft.drafter.get());
     gemma::ChatSession chat(gen, system);
 
     con::install_interrupt_handler();
