@@ -18,6 +18,7 @@ namespace gemma::server {
 // Everything a request needs once the model is loaded; immutable after construction.
 struct Backend {
     std::shared_ptr<const Model> model;
+    std::shared_ptr<const Model> draft;  // speculative decoding's draft model, if any (the scheduler uses it)
     std::shared_ptr<const Tokenizer> tok;
     std::unique_ptr<Scheduler> sched;
     std::string model_path;

@@ -304,7 +304,13 @@ void HttpServer::attach(std::shared_ptr<const Model> model, std::shared_ptr<cons
     be->tok = std::move(tok);
     be->model_path = path;
     be->model_id = !m.opts.alias.empty() ? m.opts.alias : std::filesystem::path(path).filename().string();
-    be->sched = std::make_unique<Scheduler>(*be->model, *be->tok, m.opts.sched);
+    SchedulerParams sp = m.opts.sched;
+    if (!m.opts.draft_path.empty()) {
+        be->draft = Model::load(m.opts.draft_path);
+        check_same_vocab(be->tok->vocab(), Vocab::from_gguf(be->draft->gguf()), m.opts.draft_path);
+        sp.draft = be->draft.get();
+    }
+    be->sched = std::make_unique<Scheduler>(*be->model, *be->tok, sp);
     be->grammars = std::make_unique<GrammarCache>(be->tok);
     be->metrics = &m.metrics;
     be->limits.n_vocab = static_cast<int32_t>(be->model->config().n_vocab);

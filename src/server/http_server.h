@@ -20,6 +20,7 @@ struct ServerOptions {
     int http_threads = 0;                 // 0: enough for every slot, the queue and a few quick requests
     std::string alias;                    // model id in responses; default: the file's name
     SchedulerParams sched;
+    std::string draft_path;               // speculative decoding: a draft model with the same vocabulary
     SamplerParams defaults;               // sampling defaults for fields a request leaves out
     bool log_requests = true;             // one line per request on stderr
     bool log_json = false;                // ... as one JSON object per line (--log-format json)

@@ -13,6 +13,7 @@
 #include "model/engine.h"
 #include "model/model.h"
 #include "ops/thread_pool.h"
+#include "runtime/speculative.h"
 #include "server/task.h"
 #include "tokenizer/tokenizer.h"
 
@@ -28,6 +29,10 @@ struct SchedulerParams {
     int max_queue = 64;         // requests waiting for a slot beyond the slots themselves
     int n_threads = 0;          // <= 0: all cores
     TypeId kv_type = TypeId::F16;
+    // Speculative decoding: each slot drafts with this model (same vocabulary; check_same_vocab) and the target
+    // checks every slot's drafts in the step's one pass. nullptr: off.
+    const Model* draft = nullptr;
+    DraftParams draft_params;
 };
 
 // Counters and gauges for /metrics.
@@ -39,6 +44,8 @@ struct SchedulerStats {
     int busy_slots = 0;
     int queued = 0;
     double tokens_per_second = 0;   // generated over the last 10 seconds
+    int64_t draft_tokens = 0;       // speculative decoding: drafted tokens checked
+    int64_t draft_accepted = 0;     // of those, kept
 };
 
 struct SlotInfo {
@@ -86,10 +93,19 @@ private:
         int32_t n_gen = 0;
         TaskTimings tm;
         std::chrono::steady_clock::time_point t_start, t_first;
-        // Filled by the parallel sampling step.
-        TokenId sampled = kNoToken;
-        float logprob = 0.0f;
-        std::vector<TokenLogprob> top;
+        // Speculative decoding (with a draft model): the slot's draft context and drafter, this step's tokens
+        // ([next, drafts...], what the target evaluates), and the verification's random numbers and scratch.
+        std::unique_ptr<Context> draft_ctx;
+        std::unique_ptr<Drafter> drafter;
+        std::vector<TokenId> step_tokens;
+        size_t n_drafts = 0;
+        std::mt19937 verify_rng;
+        std::vector<float> verify_scratch;
+        size_t row = 0;                // first logits row of this slot in the step
+        // Filled by the parallel sampling step: the tokens chosen this step (one, or kept drafts and one more).
+        std::vector<TokenId> emitted;
+        std::vector<float> emitted_logprob;
+        std::vector<std::vector<TokenLogprob>> emitted_top;
         std::string sample_error;      // the sampling step failed (a grammar dead end)
     };
 
@@ -98,7 +114,10 @@ private:
     void assign_locked();
     void start(Slot& s, std::shared_ptr<Task> task);
     void step();
+    void sample_slot(Slot& s, const float* rows);
     void after_sample(Slot& s);
+    // Reports one chosen token; false when it ended the request.
+    bool emit_token(Slot& s, TokenId t, float logprob, const std::vector<TokenLogprob>& top);
     void finish(Slot& s, const char* reason, const std::string& error = {}, bool have_lock = false);
 
     const Model& model_;
@@ -122,7 +141,7 @@ private:
 
     // Metrics: written by the loop thread, read by /metrics.
     void count_generated();
-    std::atomic<int64_t> prompt_total_{0}, gen_total_{0}, kv_used_{0};
+    std::atomic<int64_t> prompt_total_{0}, gen_total_{0}, kv_used_{0}, draft_total_{0}, draft_kept_{0};
     mutable std::mutex rate_mu_;
     std::array<int64_t, 12> per_second_{};       // tokens generated in each of the last seconds
     std::array<int64_t, 12> second_of_{};        // which second each entry counts

@@ -34,6 +34,8 @@ struct TaskTimings {
     double queue_ms = 0;      // waiting for a slot
     double prompt_ms = 0;     // slot assigned -> first token sampled
     double gen_ms = 0;        // first token -> last token
+    int64_t n_drafted = 0;    // speculative decoding: drafted tokens checked, and kept
+    int64_t n_draft_accepted = 0;
 };
 
 struct TaskResult {

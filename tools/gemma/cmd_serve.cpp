@@ -10,6 +10,7 @@
 
 #include "command.h"
 #include "core/error.h"
+#include "runtime/context_options.h"
 #include "runtime/sampling_options.h"
 #include "server/http_server.h"
 
@@ -39,7 +40,9 @@ int run_serve(int argc, char** argv) {
     app.add_option("--api-key", o.api_key, "require 'Authorization: Bearer KEY' on every route but /health");
     app.add_option("--parallel,--np", o.sched.n_slots, "slots: requests generated at the same time")
         ->capture_default_str()->check(CLI::Range(1, 256));
-    app.add_option("-c,--ctx", o.sched.n_ctx, "context positions per slot (0: min(training context, 4096))")
+    app.add_option("-c,--ctx", o.sched.n_ctx,
+                   "context positions per slot (0: the model's training context, halved until every slot's KV "
+                   "cache fits in a quarter of the machine's memory)")
         ->capture_default_str();
     app.add_option("-b,--batch", o.sched.n_batch, "tokens per pass over the weights (decode steps + prompt pieces)")
         ->capture_default_str()->check(CLI::Range(1, 1 << 16));
@@ -58,7 +61,12 @@ int run_serve(int argc, char** argv) {
                    "seconds running requests may take to finish after SIGTERM/SIGINT before they are cut")
         ->capture_default_str()->check(CLI::Range(0.0, 86400.0));
     gemma::add_sampling_options(app, o.defaults);
+    gemma::DraftOptions dopt;
+    gemma::add_draft_options(app, dopt);
     CLI11_PARSE(app, argc, argv);
+    dopt.params.validate();
+    o.draft_path = dopt.model;
+    o.sched.draft_params = dopt.params;
     o.sched.kv_type = kv_type == "f32" ? gemma::TypeId::F32 : kv_type == "q8_0" ? gemma::TypeId::Q8_0 : gemma::TypeId::F16;
     o.max_body_bytes = max_body_mib << 20;
     o.log_requests = !quiet;
@@ -93,8 +101,10 @@ int run_serve(int argc, char** argv) {
 
     server.load(model);
     const gemma::server::Scheduler* s = server.scheduler();
-    std::fprintf(stderr, "gemma serve: ready: %d slots of %lld positions%s\n", s->n_slots(),
-                 static_cast<long long>(s->n_ctx()), o.api_key.empty() ? "" : ", API key required");
+    std::fprintf(stderr, "gemma serve: ready: %d slots of %lld positions (KV cache %.1f MiB)%s%s\n", s->n_slots(),
+                 static_cast<long long>(s->n_ctx()), static_cast<double>(s->kv_bytes()) / 1048576.0,
+                 dopt.model.empty() ? "" : ", drafting with ", dopt.model.c_str());
+    if (!o.api_key.empty()) std::fprintf(stderr, "gemma serve: API key required\n");
     server.wait();
     return 0;
 }
