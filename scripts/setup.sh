@@ -3,7 +3,7 @@
 set -euo pipefail
 pkgs=(build-essential cmake ninja-build pkg-config g++ clang libclang-rt-14-dev
       libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev libcpp-httplib-dev libcli11-dev
-      time curl jq)
+      time curl chromium jq)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 # Node.js often comes from NodeSource, whose nodejs package bundles npm and conflicts with Debian's npm
@@ -14,7 +14,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
 fi
-# The server acceptance test drives the official openai npm client; install its locked version once.
-if [ ! -f tests/server/node_modules/openai/package.json ]; then
-  (cd "$(dirname "$0")/../tests/server" && npm ci --no-audit --no-fund --fetch-retries=3)
-fi
+# The server tests drive the official openai client, headless Chromium (puppeteer-core, with Debian's
+# chromium above; it never downloads a browser), a Prometheus text parser and a JSON Schema validator:
+# install the locked versions once.
+server_tests="$(dirname "$0")/../tests/server"
+for m in openai puppeteer-core parse-prometheus-text-format ajv; do
+  if [ ! -f "$server_tests/node_modules/$m/package.json" ]; then
+    (cd "$server_tests" && PUPPETEER_SKIP_DOWNLOAD=1 npm ci --no-audit --no-fund --fetch-retries=3)
+    break
+  fi
+done

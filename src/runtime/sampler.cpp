@@ -131,11 +131,15 @@ void Sampler::apply_penalties(float* logits) {
 
 // Penalties, then top-k fused with building the candidate array: the k best come straight out of the
 // row, so the 256k-entry array is only materialized when top-k is off.
-bool Sampler::load_candidates(const float* logits) {
-    const auto n = static_cast<size_t>(n_vocab_);
-    std::memcpy(work_.data(), logits, n * sizeof(float));
+void Sampler::bias_and_penalize(const float* logits) {
+    std::memcpy(work_.data(), logits, static_cast<size_t>(n_vocab_) * sizeof(float));
     for (const auto& [id, bias] : params_.logit_bias) work_[static_cast<size_t>(id)] += bias;
     apply_penalties(work_.data());
+}
+
+bool Sampler::load_candidates(const float* logits) {
+    const auto n = static_cast<size_t>(n_vocab_);
+    bias_and_penalize(logits);
     if (params_.top_k > 0 && static_cast<size_t>(params_.top_k) < n) {
         n_cand_ = select_top(work_.data(), n, static_cast<size_t>(params_.top_k), cand_.data());
         return true;
@@ -147,15 +151,48 @@ bool Sampler::load_candidates(const float* logits) {
     return true;
 }
 
-TokenId Sampler::sample(const float* logits) {
+// The masked chain: candidates are the allowed tokens only (a sparse mask costs little); top-k selects
+// among them. If bias or penalties sent every allowed token to -inf, they stay equally likely: the
+// mask is a hard constraint, the bias a preference.
+bool Sampler::load_allowed(const float* logits, const uint64_t* allowed) {
+    bias_and_penalize(logits);
+    n_cand_ = 0;
+    float max_l = -INFINITY;
+    const size_t words = (static_cast<size_t>(n_vocab_) + 63) / 64;
+    for (size_t w = 0; w < words; ++w)
+        for (uint64_t bits = allowed[w]; bits; bits &= bits - 1) {
+            const size_t id = w * 64 + static_cast<size_t>(__builtin_ctzll(bits));
+            if (id >= static_cast<size_t>(n_vocab_)) break;
+            cand_[n_cand_++] = {static_cast<TokenId>(id), work_[id], 0.0f};
+            max_l = std::max(max_l, work_[id]);
+        }
+    if (n_cand_ == 0) throw_error("sampler: the token mask allows no token");
+    if (max_l == -INFINITY)
+        for (size_t i = 0; i < n_cand_; ++i) cand_[i].logit = 0.0f;
+    if (params_.top_k <= 0) return false;
+    const size_t k = std::min(static_cast<size_t>(params_.top_k), n_cand_);
+    std::partial_sort(cand_.begin(), cand_.begin() + static_cast<std::ptrdiff_t>(k),
+                      cand_.begin() + static_cast<std::ptrdiff_t>(n_cand_), better);
+    n_cand_ = k;
+    return true;
+}
+
+TokenId Sampler::sample(const float* logits, const uint64_t* allowed) {
     const SamplerParams& p = params_;
+    if (allowed && p.temp <= 0.0f) {
+        load_allowed(logits, allowed);
+        size_t best = 0;
+        for (size_t i = 1; i < n_cand_; ++i)
+            if (better(cand_[i], cand_[best])) best = i;
+        cand_[0] = {cand_[best].id, cand_[best].logit, 1.0f};
+        n_cand_ = 1;
+        return cand_[0].id;
+    }
     if (p.temp <= 0.0f) {
         // Greedy: every stage keeps the maximum and temp <= 0 leaves only the first one, so the chain
         // reduces to the first maximum of the penalized row (ties: smaller id, as our sort order).
         const auto n = static_cast<size_t>(n_vocab_);
-        std::memcpy(work_.data(), logits, n * sizeof(float));
-        for (const auto& [id, bias] : p.logit_bias) work_[static_cast<size_t>(id)] += bias;
-        apply_penalties(work_.data());
+        bias_and_penalize(logits);
         size_t best = 0;
         for (size_t i = 1; i < n; ++i)
             if (work_[i] > work_[best]) best = i;
@@ -163,7 +200,7 @@ TokenId Sampler::sample(const float* logits) {
         n_cand_ = 1;
         return static_cast<TokenId>(best);
     }
-    const bool sorted = load_candidates(logits);
+    const bool sorted = allowed ? load_allowed(logits, allowed) : load_candidates(logits);
     Candidates c{cand_.data(), n_cand_, sorted};
     const auto min_keep = static_cast<size_t>(p.min_keep);
     apply_top_p(c, p.top_p, min_keep);

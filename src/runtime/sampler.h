@@ -69,8 +69,10 @@ public:
     void accept(TokenId id);
     void clear_history();
 
-    // Runs the chain over logits[0..n_vocab) and draws a token. Does not accept() it.
-    TokenId sample(const float* logits);
+    // Runs the chain over logits[0..n_vocab) and draws a token. Does not accept() it. `allowed` (a bitset
+    // of n_vocab bits, e.g. a grammar's token mask) is the chain's first step: only those tokens are
+    // candidates. Throws gemma::Error when it allows none.
+    TokenId sample(const float* logits, const uint64_t* allowed = nullptr);
 
     // The candidates that reached the final draw, with their probabilities (valid until the next sample()).
     std::span<const TokenCandidate> candidates() const { return {cand_.data(), n_cand_}; }
@@ -99,6 +101,8 @@ public:
 private:
     void apply_penalties(float* logits);
     bool load_candidates(const float* logits);  // returns whether the candidates come out sorted
+    bool load_allowed(const float* logits, const uint64_t* allowed);  // the same over the allowed tokens only
+    void bias_and_penalize(const float* logits);  // work_ = logits + logit_bias, penalized
 
     int32_t n_vocab_;
     SamplerParams params_;

@@ -30,12 +30,14 @@ struct Reply {
     std::shared_ptr<Task> task;
     CompletionRequest req;
     ResponseMeta meta;
+    Metrics* metrics = nullptr;
     bool first = true;
     Released all;  // non-streamed: everything so far
 
     bool gone() {
         task->cancel();
-        request_log_note() = "client disconnected";
+        request_log().note = "client disconnected";
+        request_log().fields["finish_reason"] = "disconnected";
         return false;
     }
 
@@ -53,12 +55,30 @@ struct Reply {
             if (done) {
                 if (!finish(res, write)) return gone();
                 sink.done();
-                request_log_note() = describe(res);
+                log(res);
                 return true;
             }
             // Nothing to send (queued, prompt processing, or a non-streamed reply): is anyone listening?
             if (got.empty() && !sink.is_writable()) return gone();
         }
+    }
+
+    void log(const TaskResult& res) {
+        const TaskTimings& t = res.timings;
+        RequestLog& l = request_log();
+        l.note = describe(res);
+        l.fields.update(json{{"slot", res.slot},
+                             {"prompt_tokens", t.n_prompt},
+                             {"cached_tokens", t.n_cached},
+                             {"completion_tokens", t.n_gen},
+                             {"queue_ms", t.queue_ms},
+                             {"prompt_ms", t.prompt_ms},
+                             {"generation_ms", t.gen_ms},
+                             {"tokens_per_second", t.gen_ms > 0 ? 1e3 * static_cast<double>(t.n_gen) / t.gen_ms : 0.0},
+                             {"finish_reason", res.finish_reason},
+                             {"structured", req.gen.grammar != nullptr}});
+        if (!res.error.empty()) l.fields["error"] = res.error;
+        if (metrics && t.n_gen > 0) metrics->completion((t.queue_ms + t.prompt_ms) / 1e3, request_elapsed_s());
     }
 
     template <typename W>
@@ -81,6 +101,7 @@ struct Reply {
 
 void handle_completion(const Backend& be, Endpoint kind, const std::string& body, httplib::Response& res) {
     CompletionRequest r = parse_completion_request(kind, parse_body(body), be.limits);
+    r.gen.grammar = be.grammars->for_body(body);
     r.gen.prompt = prompt_tokens(r, *be.tok, be.limits);
     std::shared_ptr<Task> task = be.sched->submit(r.gen);
     if (!task)
@@ -88,11 +109,13 @@ void handle_completion(const Backend& be, Endpoint kind, const std::string& body
                        "The server is busy: all " + std::to_string(be.sched->n_slots()) +
                            " slots and the request queue are taken. Retry later.");
     ResponseMeta meta = make_meta(kind, be.model_id);
+    be.metrics->begin_reply();
     const bool sse = r.stream;
     auto st = std::make_shared<Reply>();
     st->task = std::move(task);
     st->req = std::move(r);
     st->meta = std::move(meta);
+    st->metrics = be.metrics;
     if (sse) {
         res.set_header("Cache-Control", "no-cache");
         res.set_header("X-Accel-Buffering", "no");
@@ -104,6 +127,7 @@ void handle_completion(const Backend& be, Endpoint kind, const std::string& body
             // Whatever ended the response (a write error, a closed socket, server shutdown), the task
             // must not keep its slot.
             if (!st->task->finished()) st->task->cancel();
+            if (st->metrics) st->metrics->end_reply();
         });
 }
 

@@ -1,16 +1,22 @@
 // The HTTP layer: httplib setup, API-key check, loading state, error bodies, request log, the small routes.
 #include "server/http_server.h"
 
+#include <malloc.h>
 #include <signal.h>
 
 #include <atomic>
 #include <chrono>
+#include <cmath>
+#include <ctime>
 #include <cstdio>
 #include <filesystem>
+#include <condition_variable>
+#include <mutex>
 #include <thread>
 
 #include "core/error.h"
 #include "server/http_internal.h"
+#include "server/web_assets.h"
 
 namespace gemma::server {
 namespace {
@@ -26,19 +32,40 @@ json props_sampling(const SamplerParams& p) {
                 {"presence_penalty", p.penalty_present}, {"frequency_penalty", p.penalty_freq}};
 }
 
-bool is_public_path(const std::string& path) { return path == "/health" || path == "/v1/health"; }
+// The chat page asks for the API key itself, so it and its assets load without one.
+bool is_public_path(const std::string& path) {
+    return path == "/health" || path == "/v1/health" || path == "/" || path.rfind("/assets/", 0) == 0;
+}
+
+std::string utc_now() {
+    const auto now = std::chrono::system_clock::now();
+    const std::time_t t = std::chrono::system_clock::to_time_t(now);
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                  tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms));
+    return buf;
+}
 
 }  // namespace
 
-std::string& request_log_note() {
-    static thread_local std::string note;
-    return note;
+RequestLog& request_log() {
+    static thread_local RequestLog log;
+    return log;
+}
+
+double request_elapsed_s() {
+    return t_request_start == Clock::time_point{} ? 0.0
+                                                 : std::chrono::duration<double>(Clock::now() - t_request_start).count();
 }
 
 void send_error(httplib::Response& res, const ApiError& e) {
     res.status = e.status;
     res.set_content(dump(error_body(e)), "application/json");
-    request_log_note() = e.type + ": " + e.message;
+    request_log().note = e.type + ": " + e.message;
+    request_log().fields["error"] = json{{"type", e.type}, {"code", e.code}, {"message", e.message}};
 }
 
 struct HttpServer::Impl {
@@ -49,6 +76,13 @@ struct HttpServer::Impl {
     std::unique_ptr<Backend> backend_owner;
     std::atomic<const Backend*> backend{nullptr};
     std::atomic<bool> stopped{false};
+    std::atomic<bool> draining{false};
+    Metrics metrics;
+    // Gives freed heap pages back every few seconds: with dozens of HTTP threads each allocating request
+    // bodies, malloc's per-thread arenas otherwise keep their peaks and RSS creeps for minutes.
+    std::thread trimmer;
+    std::mutex trim_mu;
+    std::condition_variable trim_cv;
     Clock::time_point started = Clock::now();
 
     explicit Impl(ServerOptions o) : opts(std::move(o)) {}
@@ -100,7 +134,18 @@ void HttpServer::Impl::setup() {
 
     http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
         t_request_start = Clock::now();
-        request_log_note().clear();
+        request_log().note.clear();
+        request_log().fields = json::object();
+        if (draining.load(std::memory_order_acquire) && req.path != "/metrics") {
+            if (req.path == "/health" || req.path == "/v1/health") {
+                res.status = 503;
+                res.set_content(dump(json{{"status", "shutting_down"}}), "application/json");
+            } else {
+                send_error(res, ApiError(503, "unavailable_error", "shutting_down",
+                                         "The server is shutting down and takes no new requests."));
+            }
+            return httplib::Server::HandlerResponse::Handled;
+        }
         if (opts.api_key.empty() || is_public_path(req.path)) return httplib::Server::HandlerResponse::Unhandled;
         const std::string auth = req.get_header_value("Authorization");
         if (auth == "Bearer " + opts.api_key) return httplib::Server::HandlerResponse::Unhandled;
@@ -131,15 +176,22 @@ void HttpServer::Impl::setup() {
         send_error(res, ApiError(500, "server_error", "internal_error", what));
     });
     http.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
-        if (!opts.log_requests) return;
-        double ms = -1;
-        if (t_request_start != Clock::time_point{})
-            ms = std::chrono::duration<double, std::milli>(Clock::now() - t_request_start).count();
+        metrics.request(req.path, res.status);
+        const double ms = 1e3 * request_elapsed_s();
         t_request_start = {};
-        std::string& note = request_log_note();
-        std::fprintf(stderr, "serve: %s %s %s %d %.0f ms%s%s\n", req.remote_addr.c_str(), req.method.c_str(),
-                     req.path.c_str(), res.status, ms, note.empty() ? "" : " - ", note.c_str());
-        note.clear();
+        RequestLog& log = request_log();
+        if (opts.log_requests && opts.log_json) {
+            json line = {{"time", utc_now()}, {"remote", req.remote_addr}, {"method", req.method}, {"path", req.path},
+                         {"status", res.status}, {"duration_ms", std::round(ms * 10) / 10}};
+            line.update(log.fields);
+            const std::string s = dump(line) + "\n";
+            std::fwrite(s.data(), 1, s.size(), stderr);
+        } else if (opts.log_requests) {
+            std::fprintf(stderr, "serve: %s %s %s %d %.0f ms%s%s\n", req.remote_addr.c_str(), req.method.c_str(),
+                         req.path.c_str(), res.status, ms, log.note.empty() ? "" : " - ", log.note.c_str());
+        }
+        log.note.clear();
+        log.fields = json::object();
     });
 
     auto health = [this](const httplib::Request&, httplib::Response& res) {
@@ -149,6 +201,18 @@ void HttpServer::Impl::setup() {
     };
     http.Get("/health", health);
     http.Get("/v1/health", health);
+    http.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+        const Backend* be = backend.load(std::memory_order_acquire);
+        res.set_content(metrics.render(be ? be->sched.get() : nullptr, be != nullptr),
+                        "text/plain; version=0.0.4; charset=utf-8");
+    });
+    // The chat page and its files, embedded at build time (web/).
+    for (const WebAsset& a : web_assets()) {
+        http.Get(a.path, [&a](const httplib::Request&, httplib::Response& res) {
+            res.set_content(reinterpret_cast<const char*>(a.data), a.size, a.content_type);
+            res.set_header("Cache-Control", "no-cache");
+        });
+    }
 
     auto models = route([this](const Backend& be, const httplib::Request&, httplib::Response& res) {
         const auto created = std::chrono::duration_cast<std::chrono::seconds>(
@@ -219,6 +283,10 @@ int HttpServer::start() {
         throw_error("cannot listen on " + m.opts.host + ":" + std::to_string(m.opts.port) +
                     " (address in use, or not an address of this machine)");
     m.listener = std::thread([&m] { m.http.listen_after_bind(); });
+    m.trimmer = std::thread([&m] {
+        std::unique_lock<std::mutex> lk(m.trim_mu);
+        while (!m.trim_cv.wait_for(lk, std::chrono::seconds(5), [&m] { return m.stopped.load(); })) malloc_trim(0);
+    });
     return m.port;
 }
 
@@ -236,7 +304,15 @@ void HttpServer::attach(std::shared_ptr<const Model> model, std::shared_ptr<cons
     be->tok = std::move(tok);
     be->model_path = path;
     be->model_id = !m.opts.alias.empty() ? m.opts.alias : std::filesystem::path(path).filename().string();
-    be->sched = std::make_unique<Scheduler>(*be->model, *be->tok, m.opts.sched);
+    SchedulerParams sp = m.opts.sched;
+    if (!m.opts.draft_path.empty()) {
+        be->draft = Model::load(m.opts.draft_path);
+        check_same_vocab(be->tok->vocab(), Vocab::from_gguf(be->draft->gguf()), m.opts.draft_path);
+        sp.draft = be->draft.get();
+    }
+    be->sched = std::make_unique<Scheduler>(*be->model, *be->tok, sp);
+    be->grammars = std::make_unique<GrammarCache>(be->tok);
+    be->metrics = &m.metrics;
     be->limits.n_vocab = static_cast<int32_t>(be->model->config().n_vocab);
     be->limits.n_ctx = be->sched->n_ctx();
     be->limits.defaults = m.opts.defaults;
@@ -248,14 +324,30 @@ void HttpServer::attach(std::shared_ptr<const Model> model, std::shared_ptr<cons
 void HttpServer::stop() {
     Impl& m = *impl_;
     if (m.stopped.exchange(true)) return;
+    {
+        std::lock_guard<std::mutex> lk(m.trim_mu);
+    }
+    m.trim_cv.notify_all();
     m.http.stop();
     // Streams in flight end now (finish_reason "stop" after what was generated) instead of running on.
     if (const Backend* be = m.backend.load(std::memory_order_acquire)) be->sched->cancel_all();
 }
 
+bool HttpServer::shutdown(std::chrono::milliseconds timeout) {
+    Impl& m = *impl_;
+    m.draining.store(true, std::memory_order_release);
+    const auto end = Clock::now() + timeout;
+    bool drained = false;
+    while (!(drained = m.metrics.in_flight() == 0) && Clock::now() < end)
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    stop();
+    return drained;
+}
+
 void HttpServer::wait() {
     Impl& m = *impl_;
     if (m.listener.joinable()) m.listener.join();
+    if (m.trimmer.joinable()) m.trimmer.join();
     // httplib's workers are joined by now (listen returns after its task queue shut down), so no route
     // holds the backend any more; the scheduler's destructor cancels whatever was still queued.
     m.backend.store(nullptr, std::memory_order_release);

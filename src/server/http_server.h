@@ -1,5 +1,6 @@
 // `gemma serve`'s HTTP server: OpenAI-compatible and llama-server routes over cpp-httplib, backed by the Scheduler.
 #pragma once
+#include <chrono>
 #include <cstddef>
 #include <memory>
 #include <string>
@@ -19,8 +20,10 @@ struct ServerOptions {
     int http_threads = 0;                 // 0: enough for every slot, the queue and a few quick requests
     std::string alias;                    // model id in responses; default: the file's name
     SchedulerParams sched;
+    std::string draft_path;               // speculative decoding: a draft model with the same vocabulary
     SamplerParams defaults;               // sampling defaults for fields a request leaves out
     bool log_requests = true;             // one line per request on stderr
+    bool log_json = false;                // ... as one JSON object per line (--log-format json)
 };
 
 class HttpServer {
@@ -39,6 +42,9 @@ public:
     void attach(std::shared_ptr<const Model> model, std::shared_ptr<const Tokenizer> tok, const std::string& path);
     // Stops accepting, finishes the listener, cancels what is in flight. Safe to call from any thread.
     void stop();
+    // Graceful stop: new requests get 503 at once, requests in flight (queued or generating) finish for
+    // up to `timeout`, then stop(). Returns whether everything finished in time.
+    bool shutdown(std::chrono::milliseconds timeout);
     // Blocks until the listener has stopped.
     void wait();
 

@@ -73,7 +73,7 @@ json timings_json(const TaskTimings& t) {
     const int64_t n_eval = t.n_prompt - t.n_cached;
     auto per_tok = [](double ms, int64_t n) { return n > 0 ? ms / static_cast<double>(n) : 0.0; };
     auto per_sec = [](double ms, int64_t n) { return ms > 0 ? 1e3 * static_cast<double>(n) / ms : 0.0; };
-    return json{{"cache_n", t.n_cached},
+    json j{{"cache_n", t.n_cached},
                 {"prompt_n", n_eval},
                 {"prompt_ms", t.prompt_ms},
                 {"prompt_per_token_ms", per_tok(t.prompt_ms, n_eval)},
@@ -83,6 +83,12 @@ json timings_json(const TaskTimings& t) {
                 {"predicted_per_token_ms", per_tok(t.gen_ms, t.n_gen)},
                 {"predicted_per_second", per_sec(t.gen_ms, t.n_gen)},
                 {"queue_ms", t.queue_ms}};
+    // llama-server's names for the speculative-decoding counts, present only when a draft model runs.
+    if (t.n_drafted > 0) {
+        j["draft_n"] = t.n_drafted;
+        j["draft_n_accepted"] = t.n_draft_accepted;
+    }
+    return j;
 }
 
 json chat_logprobs_json(const std::vector<TokenRecord>& toks) {

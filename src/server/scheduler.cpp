@@ -25,24 +25,37 @@ Scheduler::Scheduler(const Model& model, const Tokenizer& tok, const SchedulerPa
         throw_error("the tokenizer has " + std::to_string(tok.vocab().size()) + " tokens but the model only " +
                     std::to_string(c.n_vocab));
     pool_ = std::make_unique<ops::ThreadPool>(params.n_threads);
-    BatchContextParams bp;
-    bp.n_ctx = params.n_ctx > 0 ? params.n_ctx : std::min<int64_t>(c.n_ctx_train, 4096);
+    EngineParams bp;
     bp.n_batch = std::max<int64_t>(params.n_batch, params.n_slots);
     bp.kv_type = params.kv_type;
     bp.pool = pool_.get();
-    ctx_ = std::make_unique<BatchContext>(model, bp);
-    n_ctx_ = ctx_->n_ctx();
+    ctx_ = make_cpu_engine(model, bp);
+    n_ctx_ = params.n_ctx > 0 ? params.n_ctx : default_n_ctx(*ctx_, params.n_slots);
     slots_.resize(static_cast<size_t>(params.n_slots));
     info_.resize(slots_.size());
     running_.resize(slots_.size());
     for (size_t i = 0; i < slots_.size(); ++i) {
         Slot& s = slots_[i];
         s.id = static_cast<int>(i);
-        s.kv = ctx_->make_cache();
+        s.kv = ctx_->make_cache(n_ctx_);
+        n_ctx_ = s.kv->n_ctx();
+        kv_bytes_ += s.kv->bytes();
         s.sampler = std::make_unique<Sampler>(static_cast<int32_t>(c.n_vocab), SamplerParams{},
                                               static_cast<int32_t>(n_ctx_));
         s.cached.reserve(static_cast<size_t>(n_ctx_));
         info_[i] = SlotInfo{s.id, false, 0, n_ctx_};
+        if (params.draft) {
+            // Each slot drafts in its own context of the draft model, on the scheduler's threads.
+            ContextParams dp;
+            dp.n_ctx = n_ctx_;
+            dp.n_batch = params.n_batch;
+            dp.kv_type = params.kv_type;
+            dp.pool = pool_.get();
+            s.draft_ctx = std::make_unique<Context>(*params.draft, dp);
+            s.drafter = std::make_unique<Drafter>(*s.draft_ctx, params.draft_params);
+            s.verify_scratch.assign(static_cast<size_t>(c.n_vocab), 0.0f);
+            kv_bytes_ += s.draft_ctx->kv_cache().bytes();
+        }
     }
     logits_.resize(slots_.size() * static_cast<size_t>(c.n_vocab));
     thread_ = std::thread([this] { loop(); });
@@ -64,7 +77,18 @@ std::shared_ptr<Task> Scheduler::submit(GenRequest req) {
     auto task = std::make_shared<Task>(std::move(req));
     {
         std::lock_guard<std::mutex> lk(mu_);
-        if (n_active_ + static_cast<int>(queue_.size()) >= n_slots() + params_.max_queue) return nullptr;
+        if (n_active_ + static_cast<int>(queue_.size()) >= n_slots() + params_.max_queue) {
+            // Clients that left while queued hold no place: drop them before refusing anyone.
+            std::erase_if(queue_, [](const std::shared_ptr<Task>& t) {
+                if (!t->cancelled()) return false;
+                t->finish(TaskResult{"cancelled", {}, {}, 0, -1, {}});
+                return true;
+            });
+        }
+        // Running requests whose client left are still counted until the next step ends them.
+        int gone = 0;
+        for (const auto& t : running_) gone += t && t->cancelled();
+        if (n_active_ - gone + static_cast<int>(queue_.size()) >= n_slots() + params_.max_queue) return nullptr;
         queue_.push_back(task);
     }
     cv_.notify_all();
@@ -142,6 +166,7 @@ void Scheduler::start(Slot& s, std::shared_ptr<Task> task) {
     s.tm.n_prompt = static_cast<int64_t>(req.prompt.size());
     s.n_gen = 0;
     s.out = std::make_unique<OutputText>(req.stop);
+    s.matcher = req.grammar ? std::make_unique<grammar::Matcher>(req.grammar) : nullptr;
     try {
         s.sampler->reset(req.sampling);
     } catch (const std::exception& e) {
@@ -152,16 +177,25 @@ void Scheduler::start(Slot& s, std::shared_ptr<Task> task) {
     }
     size_t keep = std::min(common_prefix(s.cached, req.prompt), static_cast<size_t>(s.kv->n_past()));
     if (keep == req.prompt.size()) --keep;  // the logits after the last prompt token are needed again
+    // A sliding-window cache far past the common prefix no longer holds what the prefix's next token sees.
+    keep = static_cast<size_t>(s.kv->resume_point(static_cast<int64_t>(keep)));
     s.cached.resize(keep);
     s.kv->set_n_past(static_cast<int64_t>(keep));
     s.n_prefilled = keep;
     s.tm.n_cached = static_cast<int64_t>(keep);
+    prompt_total_.fetch_add(static_cast<int64_t>(req.prompt.size() - keep), std::memory_order_relaxed);
     s.state = State::Prefill;
     // The penalty window starts with the prompt, as in llama.cpp's server.
     const int32_t last_n =
         req.sampling.penalty_last_n < 0 ? static_cast<int32_t>(n_ctx_) : req.sampling.penalty_last_n;
     const size_t first = req.prompt.size() - std::min(req.prompt.size(), static_cast<size_t>(last_n));
     for (size_t i = first; i < req.prompt.size(); ++i) s.sampler->accept(req.prompt[i]);
+    if (s.drafter) {
+        SamplerParams dsp = req.sampling;
+        dsp.seed = s.sampler->seed();  // the seed in use, so a seeded request drafts the same way every time
+        s.drafter->start(dsp);
+        s.verify_rng.seed(s.sampler->seed() ^ 0x9E3779B9u);
+    }
     if (req.max_tokens == 0) finish(s, "length", {}, /*have_lock=*/true);
 }
 
@@ -177,10 +211,27 @@ void Scheduler::step() {
     int64_t budget = ctx_->n_batch();
     for (Slot& s : slots_) {
         if (s.state != State::Decode || !s.task) continue;
-        chunks.push_back(SeqChunk{s.kv.get(), std::span<const int32_t>(&s.next, 1),
-                                  static_cast<int32_t>(s.cached.size()), true});
+        s.step_tokens.assign(1, s.next);
+        s.n_drafts = 0;
+        // Drafts are not masked by a grammar, and per-token log-probs of drafts would need every row's sampler
+        // state: those requests decode plainly.
+        const GenRequest& req = s.task->request;
+        if (s.drafter && !s.matcher && !req.logprobs) {
+            int64_t room = n_ctx_ - static_cast<int64_t>(s.cached.size()) - 1;
+            if (req.max_tokens >= 0) room = std::min<int64_t>(room, req.max_tokens - s.n_gen);
+            if (room > 0) {
+                std::vector<TokenId>& hist = s.emitted;  // free until the sampling step: reused as scratch
+                hist.assign(s.cached.begin(), s.cached.end());
+                hist.push_back(s.next);
+                const auto d = s.drafter->propose(hist, static_cast<int32_t>(std::min<int64_t>(room, INT32_MAX)));
+                s.step_tokens.insert(s.step_tokens.end(), d.begin(), d.end());
+                s.n_drafts = d.size();
+            }
+        }
+        chunks.push_back(SeqChunk{s.kv.get(), s.step_tokens, static_cast<int32_t>(s.cached.size()),
+                                  static_cast<int32_t>(s.step_tokens.size())});
         in_batch.push_back(&s);
-        --budget;
+        budget -= static_cast<int64_t>(s.step_tokens.size());
     }
     std::vector<Slot*> prefill;
     for (Slot& s : slots_)
@@ -192,13 +243,20 @@ void Scheduler::step() {
         if (m == 0) break;
         const bool last = s->n_prefilled + m == prompt.size();
         chunks.push_back(SeqChunk{s->kv.get(), std::span<const int32_t>(prompt).subspan(s->n_prefilled, m),
-                                  static_cast<int32_t>(s->n_prefilled), last});
+                                  static_cast<int32_t>(s->n_prefilled), last ? 1 : 0});
         in_batch.push_back(s);
         budget -= static_cast<int64_t>(m);
     }
     if (chunks.empty()) return;
-    for (size_t i = 0; i < chunks.size(); ++i)
-        if (chunks[i].logits) outputs.push_back(in_batch[i]);
+    const auto n_vocab = static_cast<size_t>(ctx_->config().n_vocab);
+    size_t n_rows = 0;
+    for (size_t i = 0; i < chunks.size(); ++i) {
+        if (chunks[i].n_logits == 0) continue;
+        outputs.push_back(in_batch[i]);
+        in_batch[i]->row = n_rows;
+        n_rows += static_cast<size_t>(chunks[i].n_logits);
+    }
+    if (logits_.size() < n_rows * n_vocab) logits_.resize(n_rows * n_vocab);
 
     try {
         ctx_->forward(chunks, logits_.data());
@@ -216,54 +274,147 @@ void Scheduler::step() {
         if (s.state == State::Prefill) s.n_prefilled += chunks[i].tokens.size();
     }
 
-    // Each slot samples from its own row with its own sampler, so the work splits by slot and the
-    // result does not depend on the thread count.
-    const auto n_vocab = static_cast<size_t>(ctx_->config().n_vocab);
+    // Each slot samples from its own rows with its own sampler, so the work splits by slot and the result does not
+    // depend on the thread count.
     ctx_->pool().parallel_for(static_cast<int64_t>(outputs.size()), [&](int64_t k, int) {
         Slot& s = *outputs[static_cast<size_t>(k)];
-        const float* row = logits_.data() + static_cast<size_t>(k) * n_vocab;
-        s.sampled = s.sampler->sample(row);
-        s.sampler->accept(s.sampled);
-        const GenRequest& req = s.task->request;
-        if (req.logprobs)
-            s.logprob = s.sampler->logprobs(row, s.sampled, req.top_logprobs, LogprobSource::Model, &s.top);
+        sample_slot(s, logits_.data() + s.row * n_vocab);
     });
-    for (Slot* s : outputs) after_sample(*s);
+    for (Slot* s : outputs) {
+        if (s->n_drafts > 0 && s->sample_error.empty()) {
+            // Kept drafts stay in the cache; the rest is rolled back. The last emitted token is evaluated next step.
+            const size_t kept = s->emitted.size() - 1;
+            s->cached.resize(s->cached.size() - s->step_tokens.size() + 1 + kept);
+            s->kv->set_n_past(static_cast<int64_t>(s->cached.size()));
+            s->tm.n_drafted += static_cast<int64_t>(s->n_drafts);
+            s->tm.n_draft_accepted += static_cast<int64_t>(kept);
+            draft_total_.fetch_add(static_cast<int64_t>(s->n_drafts), std::memory_order_relaxed);
+            draft_kept_.fetch_add(static_cast<int64_t>(kept), std::memory_order_relaxed);
+        }
+        after_sample(*s);
+    }
+    int64_t used = 0;
+    for (const Slot& s : slots_) used += static_cast<int64_t>(s.cached.size());
+    kv_used_.store(used, std::memory_order_relaxed);
+}
+
+void Scheduler::sample_slot(Slot& s, const float* rows) {
+    const auto n_vocab = static_cast<int64_t>(ctx_->config().n_vocab);
+    const GenRequest& req = s.task->request;
+    s.sample_error.clear();
+    s.emitted.clear();
+    s.emitted_logprob.clear();
+    if (s.n_drafts > 0) {
+        verify_drafts(*s.sampler, rows, n_vocab, std::span<const TokenId>(s.step_tokens).subspan(1),
+                      s.drafter->dists(), s.verify_rng, s.verify_scratch, &s.emitted);
+        s.emitted_logprob.assign(s.emitted.size(), 0.0f);
+        return;
+    }
+    TokenId t;
+    try {
+        // The grammar's mask is the chain's first step.
+        const uint64_t* allowed = nullptr;
+        if (s.matcher) {
+            s.matcher->fill_mask(&s.mask);
+            allowed = s.mask.bits.data();
+        }
+        t = s.sampler->sample(rows, allowed);
+        if (s.matcher && !s.matcher->accept(t)) throw Error("the grammar rejected its own token");
+    } catch (const std::exception& e) {
+        s.sample_error = e.what();
+        return;
+    }
+    s.sampler->accept(t);
+    s.emitted.push_back(t);
+    s.emitted_logprob.push_back(0.0f);
+    if (s.emitted_top.empty()) s.emitted_top.resize(1);
+    if (req.logprobs)
+        s.emitted_logprob[0] = s.sampler->logprobs(rows, t, req.top_logprobs, LogprobSource::Model, &s.emitted_top[0]);
+}
+
+void Scheduler::count_generated() {
+    gen_total_.fetch_add(1, std::memory_order_relaxed);
+    const int64_t sec = std::chrono::duration_cast<std::chrono::seconds>(Clock::now().time_since_epoch()).count();
+    std::lock_guard<std::mutex> lk(rate_mu_);
+    const size_t i = static_cast<size_t>(sec) % per_second_.size();
+    if (second_of_[i] != sec) {
+        second_of_[i] = sec;
+        per_second_[i] = 0;
+    }
+    ++per_second_[i];
+}
+
+SchedulerStats Scheduler::stats() const {
+    SchedulerStats st;
+    st.prompt_tokens = prompt_total_.load(std::memory_order_relaxed);
+    st.generated_tokens = gen_total_.load(std::memory_order_relaxed);
+    st.kv_cells_used = kv_used_.load(std::memory_order_relaxed);
+    st.kv_cells_total = n_ctx_ * static_cast<int64_t>(slots_.size());
+    st.draft_tokens = draft_total_.load(std::memory_order_relaxed);
+    st.draft_accepted = draft_kept_.load(std::memory_order_relaxed);
+    {
+        std::lock_guard<std::mutex> lk(mu_);
+        st.busy_slots = n_active_;
+        st.queued = static_cast<int>(queue_.size());
+    }
+    // The last 10 whole seconds (the current one is still filling).
+    const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(Clock::now().time_since_epoch()).count();
+    std::lock_guard<std::mutex> lk(rate_mu_);
+    int64_t n = 0;
+    for (size_t i = 0; i < per_second_.size(); ++i)
+        if (second_of_[i] >= now - 10 && second_of_[i] < now) n += per_second_[i];
+    st.tokens_per_second = static_cast<double>(n) / 10.0;
+    return st;
 }
 
 void Scheduler::after_sample(Slot& s) {
-    const GenRequest& req = s.task->request;
     if (s.state == State::Prefill) {
         s.t_first = Clock::now();
         s.tm.prompt_ms = ms_between(s.t_start, s.t_first);
         s.state = State::Decode;
     }
-    const TokenId t = s.sampled;
-    ++s.n_gen;
-    if (!req.ignore_eos && tok_.vocab().is_eog(t)) {
-        finish(s, "stop");
+    if (!s.sample_error.empty()) {
+        finish(s, "error", s.sample_error);
         return;
+    }
+    static const std::vector<TokenLogprob> kNone;
+    for (size_t i = 0; i < s.emitted.size(); ++i) {
+        const bool with_top = s.task->request.logprobs && i < s.emitted_top.size();
+        if (!emit_token(s, s.emitted[i], s.emitted_logprob[i], with_top ? s.emitted_top[i] : kNone)) return;
+    }
+    s.next = s.emitted.back();
+}
+
+bool Scheduler::emit_token(Slot& s, TokenId t, float logprob, const std::vector<TokenLogprob>& top) {
+    const GenRequest& req = s.task->request;
+    ++s.n_gen;
+    count_generated();
+    // A grammar ends the reply at its end-of-generation token whatever ignore_eos says.
+    if ((!req.ignore_eos || s.matcher) && tok_.vocab().is_eog(t)) {
+        finish(s, "stop");
+        return false;
     }
     TokenRecord rec;
     rec.id = t;
     rec.piece = tok_.token_to_piece(t);
     if (req.logprobs) {
-        rec.logprob = s.logprob;
-        rec.top.reserve(s.top.size());
-        for (const TokenLogprob& a : s.top) rec.top.push_back(TopLogprob{a.id, tok_.token_to_piece(a.id), a.logprob});
+        rec.logprob = logprob;
+        rec.top.reserve(top.size());
+        for (const TokenLogprob& a : top) rec.top.push_back(TopLogprob{a.id, tok_.token_to_piece(a.id), a.logprob});
     }
     Released r;
     const bool stopped = s.out->push(std::move(rec), &r);
     s.task->emit(std::move(r));
-    if (stopped) {
+    if (stopped || (s.matcher && s.matcher->done())) {
         finish(s, "stop");
-    } else if ((req.max_tokens >= 0 && s.n_gen >= req.max_tokens) ||
-               static_cast<int64_t>(s.cached.size()) >= n_ctx_) {
+        return false;
+    }
+    if ((req.max_tokens >= 0 && s.n_gen >= req.max_tokens) || static_cast<int64_t>(s.cached.size()) >= n_ctx_) {
         // A full context ends the request like max_tokens does: max_tokens is clamped to what fits.
         finish(s, "length");
-    } else {
-        s.next = t;
+        return false;
     }
+    return true;
 }
 
 void Scheduler::finish(Slot& s, const char* reason, const std::string& error, bool have_lock) {
@@ -286,6 +437,7 @@ void Scheduler::finish(Slot& s, const char* reason, const std::string& error, bo
     s.task->finish(std::move(res));
     s.task.reset();
     s.out.reset();
+    s.matcher.reset();
     s.state = State::Idle;
     std::unique_lock<std::mutex> lk(mu_, std::defer_lock);
     if (!have_lock) lk.lock();

@@ -1,5 +1,7 @@
 // Slots, a bounded queue and the continuous-batching loop: every active request advances in each pass over the weights.
 #pragma once
+#include <array>
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -8,9 +10,10 @@
 #include <thread>
 #include <vector>
 
-#include "model/batch_context.h"
+#include "model/engine.h"
 #include "model/model.h"
 #include "ops/thread_pool.h"
+#include "runtime/speculative.h"
 #include "server/task.h"
 #include "tokenizer/tokenizer.h"
 
@@ -18,7 +21,7 @@ namespace gemma::server {
 
 struct SchedulerParams {
     int n_slots = 4;
-    int64_t n_ctx = 0;          // positions per slot; 0: min(n_ctx_train, 4096)
+    int64_t n_ctx = 0;          // positions per slot; 0: the model's context length, capped by memory
     // Tokens per pass: one per decoding slot, the rest for prompts. Small enough that a new prompt
     // does not stall the streams for long and that a cancel is honoured within one pass; the CPU
     // kernels gain nothing from bigger batches (their tiles are a few tokens wide).
@@ -26,6 +29,23 @@ struct SchedulerParams {
     int max_queue = 64;         // requests waiting for a slot beyond the slots themselves
     int n_threads = 0;          // <= 0: all cores
     TypeId kv_type = TypeId::F16;
+    // Speculative decoding: each slot drafts with this model (same vocabulary; check_same_vocab) and the target
+    // checks every slot's drafts in the step's one pass. nullptr: off.
+    const Model* draft = nullptr;
+    DraftParams draft_params;
+};
+
+// Counters and gauges for /metrics.
+struct SchedulerStats {
+    int64_t prompt_tokens = 0;      // prompt tokens evaluated (those not reused from a slot's cache)
+    int64_t generated_tokens = 0;   // tokens sampled
+    int64_t kv_cells_used = 0;      // positions held by all slots' KV caches
+    int64_t kv_cells_total = 0;
+    int busy_slots = 0;
+    int queued = 0;
+    double tokens_per_second = 0;   // generated over the last 10 seconds
+    int64_t draft_tokens = 0;       // speculative decoding: drafted tokens checked
+    int64_t draft_accepted = 0;     // of those, kept
 };
 
 struct SlotInfo {
@@ -50,16 +70,20 @@ public:
     void cancel_all();
 
     int64_t n_ctx() const { return n_ctx_; }
+    size_t kv_bytes() const { return kv_bytes_; }  // all slots' caches when full
     int n_slots() const { return static_cast<int>(slots_.size()); }
     std::vector<SlotInfo> slots() const;
     int n_queued() const;
+    SchedulerStats stats() const;
 
 private:
     enum class State { Idle, Prefill, Decode };
     struct Slot {
         int id = 0;
-        std::unique_ptr<KvCache> kv;
+        std::unique_ptr<SeqCache> kv;
         std::unique_ptr<Sampler> sampler;
+        std::unique_ptr<grammar::Matcher> matcher;  // with a response_format
+        grammar::TokenMask mask;
         std::vector<TokenId> cached;   // the tokens whose K/V the cache holds, in order
         State state = State::Idle;
         std::shared_ptr<Task> task;
@@ -69,10 +93,20 @@ private:
         int32_t n_gen = 0;
         TaskTimings tm;
         std::chrono::steady_clock::time_point t_start, t_first;
-        // Filled by the parallel sampling step.
-        TokenId sampled = kNoToken;
-        float logprob = 0.0f;
-        std::vector<TokenLogprob> top;
+        // Speculative decoding (with a draft model): the slot's draft context and drafter, this step's tokens
+        // ([next, drafts...], what the target evaluates), and the verification's random numbers and scratch.
+        std::unique_ptr<Context> draft_ctx;
+        std::unique_ptr<Drafter> drafter;
+        std::vector<TokenId> step_tokens;
+        size_t n_drafts = 0;
+        std::mt19937 verify_rng;
+        std::vector<float> verify_scratch;
+        size_t row = 0;                // first logits row of this slot in the step
+        // Filled by the parallel sampling step: the tokens chosen this step (one, or kept drafts and one more).
+        std::vector<TokenId> emitted;
+        std::vector<float> emitted_logprob;
+        std::vector<std::vector<TokenLogprob>> emitted_top;
+        std::string sample_error;      // the sampling step failed (a grammar dead end)
     };
 
     void loop();
@@ -80,15 +114,19 @@ private:
     void assign_locked();
     void start(Slot& s, std::shared_ptr<Task> task);
     void step();
+    void sample_slot(Slot& s, const float* rows);
     void after_sample(Slot& s);
+    // Reports one chosen token; false when it ended the request.
+    bool emit_token(Slot& s, TokenId t, float logprob, const std::vector<TokenLogprob>& top);
     void finish(Slot& s, const char* reason, const std::string& error = {}, bool have_lock = false);
 
     const Model& model_;
     const Tokenizer& tok_;
     SchedulerParams params_;
     std::unique_ptr<ops::ThreadPool> pool_;
-    std::unique_ptr<BatchContext> ctx_;
+    std::unique_ptr<Engine> ctx_;
     int64_t n_ctx_ = 0;
+    size_t kv_bytes_ = 0;
     std::vector<Slot> slots_;
     std::vector<float> logits_;
 
@@ -100,6 +138,13 @@ private:
     std::vector<SlotInfo> info_;        // snapshot for slots(), guarded by mu_
     bool stop_ = false;
     std::thread thread_;
+
+    // Metrics: written by the loop thread, read by /metrics.
+    void count_generated();
+    std::atomic<int64_t> prompt_total_{0}, gen_total_{0}, kv_used_{0}, draft_total_{0}, draft_kept_{0};
+    mutable std::mutex rate_mu_;
+    std::array<int64_t, 12> per_second_{};       // tokens generated in each of the last seconds
+    std::array<int64_t, 12> second_of_{};        // which second each entry counts
 };
 
 }  // namespace gemma::server

@@ -4,10 +4,12 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
 
+#include "grammar/matcher.h"
 #include "runtime/sampler.h"
 #include "server/output_text.h"
 
@@ -21,6 +23,7 @@ struct GenRequest {
     bool logprobs = false;          // report each token's log-prob
     int32_t top_logprobs = 0;       // ... and this many alternatives
     bool ignore_eos = false;
+    std::shared_ptr<const grammar::CompiledGrammar> grammar;  // response_format: the reply must match it
 };
 
 // llama-server's "timings" numbers.
@@ -31,6 +34,8 @@ struct TaskTimings {
     double queue_ms = 0;      // waiting for a slot
     double prompt_ms = 0;     // slot assigned -> first token sampled
     double gen_ms = 0;        // first token -> last token
+    int64_t n_drafted = 0;    // speculative decoding: drafted tokens checked, and kept
+    int64_t n_draft_accepted = 0;
 };
 
 struct TaskResult {

@@ -140,10 +140,8 @@ std::vector<float> prompt_logits(const Model& m, int64_t n_batch, ops::ThreadPoo
     p.n_batch = n_batch;
     p.pool = &pool;
     Context ctx(m, p);
-    std::vector<int32_t> pos(toks.size()), rows(toks.size());
-    for (size_t i = 0; i < toks.size(); ++i) pos[i] = rows[i] = static_cast<int32_t>(i);
     std::vector<float> out(toks.size() * static_cast<size_t>(m.config().n_vocab));
-    ctx.forward(toks, pos, rows, out.data());
+    ctx.forward(toks, 0, static_cast<int32_t>(toks.size()), out.data());
     return out;
 }
 

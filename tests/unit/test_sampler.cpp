@@ -487,5 +487,56 @@ TEST(Sampler, BadParametersAreRejectedWithTheirName) {
     EXPECT_NE(msg([&] { Sampler s(10, {}); s.accept(10); }).find("out of range"), std::string::npos);
 }
 
+// A mask is the first step: sampling with it equals sampling a row where the other tokens can never
+// reach top-k (far below every allowed logit), draw for draw.
+TEST(Sampler, MaskComesFirstAndMatchesARowWithoutTheOthers) {
+    std::mt19937 rng(77);
+    const int32_t n = 3000;
+    for (int round = 0; round < 20; ++round) {
+        const auto logits = random_logits(static_cast<size_t>(n), rng, 2.0f);
+        std::vector<uint64_t> mask((static_cast<size_t>(n) + 63) / 64, 0);
+        std::vector<float> row(logits.size(), -1e30f);
+        int allowed = 0;
+        const int every = 1 + round % 7;
+        for (int i = round % 5; i < n; i += every) {
+            mask[static_cast<size_t>(i) / 64] |= 1ull << (i % 64);
+            row[static_cast<size_t>(i)] = logits[static_cast<size_t>(i)];
+            ++allowed;
+        }
+        SamplerParams p;
+        p.seed = 1000 + static_cast<uint32_t>(round);
+        p.top_k = std::min(40, allowed);
+        p.temp = round % 4 == 0 ? 0.0f : 0.9f;
+        p.penalty_repeat = 1.3f;
+        Sampler masked(n, p), plain(n, p);
+        for (int step = 0; step < 8; ++step) {
+            const TokenId a = masked.sample(logits.data(), mask.data());
+            const TokenId b = plain.sample(row.data());
+            ASSERT_EQ(a, b) << "round " << round << " step " << step;
+            ASSERT_TRUE((mask[static_cast<size_t>(a) / 64] >> (a % 64)) & 1);
+            ASSERT_EQ(masked.candidates().size(), plain.candidates().size());
+            masked.accept(a);
+            plain.accept(b);
+        }
+    }
+}
+
+TEST(Sampler, MaskWinsOverBiasAndAnEmptyMaskIsAnError) {
+    std::mt19937 rng(5);
+    const auto logits = random_logits(200, rng);
+    std::vector<uint64_t> mask(4, 0);
+    mask[1] = 1ull << 3;  // only token 67
+    SamplerParams p;
+    p.logit_bias = {{67, -INFINITY}};
+    for (const float temp : {0.0f, 0.8f}) {
+        p.temp = temp;
+        Sampler s(200, p);
+        for (int i = 0; i < 5; ++i) EXPECT_EQ(s.sample(logits.data(), mask.data()), 67);
+    }
+    std::vector<uint64_t> none(4, 0);
+    Sampler s(200, p);
+    EXPECT_THROW(s.sample(logits.data(), none.data()), Error);
+}
+
 }  // namespace
 }  // namespace gemma
