@@ -90,9 +90,9 @@ std::string batch_invariance_failure(TypeId wt, kernels::Isa isa, bool use_packe
     return "";
 }
 
-class BatchInvariance : public ::testing::TestWithParam<TypeId> {};
+class WeightBatchInvariance : public ::testing::TestWithParam<TypeId> {};
 
-TEST_P(BatchInvariance, TokenAloneEqualsTokenInsideAnyBatch) {
+TEST_P(WeightBatchInvariance, TokenAloneEqualsTokenInsideAnyBatch) {
     const TypeId wt = GetParam();
     for (kernels::Isa isa : all_isas()) {
         for (bool use_packed : {false, true}) {
@@ -102,7 +102,7 @@ TEST_P(BatchInvariance, TokenAloneEqualsTokenInsideAnyBatch) {
     }
 }
 
-INSTANTIATE_TEST_SUITE_P(AllTypes, BatchInvariance, ::testing::ValuesIn(kTypes),
+INSTANTIATE_TEST_SUITE_P(AllTypes, WeightBatchInvariance, ::testing::ValuesIn(kTypes),
                          [](const auto& i) { return std::string(type_name(i.param)); });
 
 // The check can fail: a kernel whose result for a token depends on how many tokens share the call (here the
@@ -116,7 +116,7 @@ void batch_dependent(int64_t n, const void* W, size_t wrb, int64_t r0, int64_t r
         for (int64_t r = r0; r < r1; ++r) out[r] = std::nextafter(out[r], INFINITY);
 }
 
-TEST(BatchInvarianceCheck, CatchesAKernelThatDependsOnTheBatch) {
+TEST(WeightBatchInvarianceCheck, CatchesAKernelThatDependsOnTheBatch) {
     for (kernels::Isa isa : all_isas())
         for (bool use_packed : {false, true}) {
             kernels::detail::KernelTable& t = kernels::detail::table_for_tests(isa);
@@ -145,9 +145,9 @@ std::vector<float> prompt_logits(const Model& m, int64_t n_batch, ops::ThreadPoo
     return out;
 }
 
-class ModelBatchInvariance : public ::testing::TestWithParam<std::string> {};
+class LadderBatchInvariance : public ::testing::TestWithParam<std::string> {};
 
-TEST_P(ModelBatchInvariance, LogitsDoNotDependOnTheBatchSize) {
+TEST_P(LadderBatchInvariance, LogitsDoNotDependOnTheBatchSize) {
     const auto m = Model::load(test::golden("tiny-7b/" + GetParam() + ".gguf"));
     ops::ThreadPool pool(2);
     const auto alone = prompt_logits(*m, 1, pool);
@@ -158,7 +158,7 @@ TEST_P(ModelBatchInvariance, LogitsDoNotDependOnTheBatchSize) {
 }
 
 INSTANTIATE_TEST_SUITE_P(
-    LadderFiles, ModelBatchInvariance,
+    LadderFiles, LadderBatchInvariance,
     ::testing::Values("q/tiny-7b-F16", "q/tiny-7b-BF16", "q/tiny-7b-Q8_0", "q/tiny-7b-Q6_K", "q/tiny-7b-Q5_K_M",
                       "q/tiny-7b-Q5_1", "q/tiny-7b-Q5_0", "q/tiny-7b-Q4_K_M", "q/tiny-7b-Q4_1", "q/tiny-7b-Q4_0",
                       "q/tiny-7b-IQ4_NL", "q/tiny-7b-IQ4_XS", "q/tiny-7b-Q3_K_L", "q/tiny-7b-Q3_K_M",
