@@ -10,7 +10,7 @@
 namespace gemma {
 
 struct LoadOptions {
-    // Copy Q4_0 / Q8_0 / Q4_K / Q5_K matrices into the row-interleaved layout (ModelWeights::repack): faster
+    // Copy matrices of every type with a row-interleaved layout (kernels::packable; ModelWeights::repack): faster
     // matmuls for the price of holding those weights in memory rather than in the page cache.
     // GEMMA_NO_REPACK=1 in the environment turns it off for every load.
     bool repack = true;

@@ -5,6 +5,8 @@
 #include <atomic>
 #include <thread>
 
+#include <unistd.h>
+
 #include "core/error.h"
 #include "core/mapped_file.h"
 #include "gguf/gguf.h"
@@ -141,11 +143,22 @@ size_t ModelWeights::repack() {
             const ops::Matrix& m = *todo[i];
             const size_t group_bytes = static_cast<size_t>(kernels::kPackRows) * m.row_bytes;
             uint8_t* dst = packed_storage[first + i].data();
-            for (int64_t g = 0; g < m.n_out / kernels::kPackRows; ++g)
-                kernels::pack_group(m.type, m.n_in, m.data + static_cast<size_t>(g) * group_bytes, m.row_bytes,
-                                    dst + static_cast<size_t>(g) * group_bytes);
-            // Right away, so the process never holds a matrix twice.
-            release_mapped_pages(m.data, packed_storage[first + i].size());
+            // The source's pages are dropped every few MB as the packing passes them, so the process never holds
+            // more than that twice (a 7B output matrix alone is most of a GB).
+            constexpr uintptr_t kReleaseStep = uintptr_t{16} << 20;
+            const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+            uintptr_t released = reinterpret_cast<uintptr_t>(m.data);
+            for (int64_t g = 0; g < m.n_out / kernels::kPackRows; ++g) {
+                const uint8_t* src = m.data + static_cast<size_t>(g) * group_bytes;
+                kernels::pack_group(m.type, m.n_in, src, m.row_bytes, dst + static_cast<size_t>(g) * group_bytes);
+                const uintptr_t done = (reinterpret_cast<uintptr_t>(src) + group_bytes) / page * page;
+                if (done >= released + kReleaseStep) {
+                    release_mapped_pages(reinterpret_cast<const void*>(released), done - released);
+                    released = done;
+                }
+            }
+            const uintptr_t end = reinterpret_cast<uintptr_t>(m.data) + packed_storage[first + i].size();
+            if (end > released) release_mapped_pages(reinterpret_cast<const void*>(released), end - released);
         }
     };
     const size_t n_threads = std::clamp<size_t>(std::thread::hardware_concurrency(), 1, std::max<size_t>(todo.size(), 1));

@@ -42,9 +42,9 @@ struct ModelWeights {
     // Norm vectors stored in another type than F32 are widened into here (they are tiny).
     std::vector<std::vector<float>> owned;
 
-    // Copies every matrix the kernels have a row-interleaved layout for (kernels::packable: Q4_0, Q8_0, Q4_K,
-    // Q5_K; rows a multiple of kernels::kPackRows) into packed buffers owned here, and points the matrix at them.
-    // token_embd stays in the mapping (the embedding lookup reads plain rows); a tied output gets its own
+    // Copies every matrix the kernels have a row-interleaved layout for (kernels::packable; rows a multiple of
+    // kernels::kPackRows) into packed buffers owned here, and points the matrix at them. The mapping's pages are
+    // dropped as packing passes them, so nothing is held twice for long. token_embd stays in the mapping (the embedding lookup reads plain rows); a tied output gets its own
     // packed copy. Packing runs on all hardware threads. Returns the bytes packed.
     size_t repack();
     std::vector<LargeBuffer> packed_storage;

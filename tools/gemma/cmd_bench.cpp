@@ -37,7 +37,7 @@ int run_bench_cmd(int argc, char** argv) {
     app.add_flag("--flash-attn,--fa", p.flash_attn, "flash-attention numerics (see gemma run --help)");
     app.add_flag("--no-bandwidth", no_bandwidth, "skip the streaming-read bandwidth test");
     app.add_flag("--no-repack", no_repack,
-                 "use Q4_0 / Q8_0 / Q4_K / Q5_K weights in place instead of repacked into 8-row groups (slower; for comparison; "
+                 "use weights in place instead of repacked into 8-row groups (slower; for comparison; "
                  "GEMMA_NO_REPACK=1 does this for every command)");
     app.add_flag("--json", json, "print one JSON object on stdout instead of the table");
     app.footer("Examples:\n"
