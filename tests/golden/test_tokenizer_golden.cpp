@@ -21,6 +21,11 @@ const gemma::Tokenizer& gemma_tok() {
     return tok;
 }
 
+const gemma::Tokenizer& gemma3_tok() {
+    static const gemma::Tokenizer tok = gemma::Tokenizer::load(gemma::test::golden("gemma3/gemma3-vocab.gguf"));
+    return tok;
+}
+
 json load_json(const std::string& rel) {
     std::ifstream f(gemma::test::golden(rel));
     EXPECT_TRUE(f.good()) << "cannot open " << rel;
@@ -70,10 +75,9 @@ TEST(TokenizerGolden, VocabMetadata) {
     EXPECT_FALSE(v.chat_template().empty());
 }
 
-TEST(TokenizerGolden, CasesEncodeAndDecode) {
-    const json cases = load_json("tokenizer/cases.json");
+void expect_cases_round_trip(const gemma::Tokenizer& tok, const std::string& cases_file) {
+    const json cases = load_json(cases_file);
     ASSERT_GE(cases.size(), 100u);
-    const auto& tok = gemma_tok();
     size_t enc_ok = 0, dec_ok = 0;
     std::string first_enc_fail, first_dec_fail;
     for (size_t c = 0; c < cases.size(); ++c) {
@@ -93,6 +97,33 @@ TEST(TokenizerGolden, CasesEncodeAndDecode) {
     }
     EXPECT_EQ(enc_ok, cases.size()) << "encode: " << enc_ok << "/" << cases.size() << " match; " << first_enc_fail;
     EXPECT_EQ(dec_ok, cases.size()) << "decode: " << dec_ok << "/" << cases.size() << " match; " << first_dec_fail;
+}
+
+TEST(TokenizerGolden, CasesEncodeAndDecode) { expect_cases_round_trip(gemma_tok(), "tokenizer/cases.json"); }
+
+// Gemma 3's 262144-token vocabulary (multi-space pieces, newline runs as user-defined tokens) through the
+// same SentencePiece path.
+TEST(TokenizerGolden, Gemma3CasesEncodeAndDecode) {
+    expect_cases_round_trip(gemma3_tok(), "gemma3/tokenizer-cases.json");
+}
+
+TEST(TokenizerGolden, Gemma3VocabMetadata) {
+    const gemma::Vocab& v = gemma3_tok().vocab();
+    EXPECT_EQ(v.size(), 262144);
+    EXPECT_EQ(v.bos(), 2);
+    EXPECT_EQ(v.eos(), 1);
+    EXPECT_EQ(v.unk(), 3);
+    EXPECT_EQ(v.pad(), 0);
+    EXPECT_EQ(v.eot(), 106);  // no eot key in the file: found by its text, <end_of_turn>
+    EXPECT_EQ(v.text(105), "<start_of_turn>");
+    EXPECT_TRUE(v.is_eog(1));
+    EXPECT_TRUE(v.is_eog(106));
+    EXPECT_FALSE(v.is_eog(105));
+    EXPECT_TRUE(v.add_bos());
+    EXPECT_FALSE(v.add_space_prefix());
+    EXPECT_EQ(v.byte_token(0x00), 238);
+    EXPECT_EQ(gemma3_tok().encode("\n\n", false), (std::vector<TokenId>{108}));
+    EXPECT_EQ(gemma3_tok().encode("  ", false), (std::vector<TokenId>{138}));
 }
 
 // SentencePiece is the reference; the fast HF tokenizer's split of long space runs is recorded only
