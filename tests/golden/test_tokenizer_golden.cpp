@@ -53,7 +53,18 @@ std::string first_diff(const std::vector<TokenId>& want, const std::vector<Token
 
 std::vector<gemma::ChatMessage> messages_of(const json& j) {
     std::vector<gemma::ChatMessage> m;
-    for (const auto& x : j) m.push_back({x.at("role").get<std::string>(), x.at("content").get<std::string>()});
+    for (const auto& x : j) {
+        const json& c = x.at("content");
+        std::string content;
+        if (c.is_string()) {
+            content = c.get<std::string>();
+        } else {
+            std::vector<gemma::ChatContentPart> parts;
+            for (const json& p : c) parts.push_back({p.at("type").get<std::string>(), p.value("text", "")});
+            content = gemma::join_content_parts(parts);
+        }
+        m.push_back({x.at("role").get<std::string>(), content});
+    }
     return m;
 }
 
@@ -171,6 +182,7 @@ TEST(ChatTemplateGolden, CasesBuildTextAndIds) {
         const auto want_ids = cases[c].at("ids").get<std::vector<TokenId>>();
         for (auto policy : {gemma::SystemPolicy::Fold, gemma::SystemPolicy::Reject}) {
             opts.system = policy;
+            opts.format = gemma::ChatFormat::Auto;
             const std::string text = gemma::format_gemma_chat(msgs, opts);
             EXPECT_EQ(text, want_text) << "chat case " << c;
             const auto ids = gemma::tokenize_gemma_chat(gemma_tok(), msgs, opts);
@@ -213,6 +225,55 @@ TEST(ChatTemplateGolden, RejectedConversations) {
             } catch (const gemma::Error& e) {
                 EXPECT_EQ(std::string(e.what()), want) << "rejected case " << c;
             }
+        }
+    }
+}
+
+}  // namespace
+
+namespace {
+
+// Gemma 3's template (golden/gemma3/chat-template.json, rendered by Jinja2): the system text folded verbatim
+// with a blank line, contents trimmed, content parts joined; ids through the Gemma 3 vocabulary.
+TEST(ChatTemplateGolden, Gemma3CasesBuildTextAndIds) {
+    const json j = load_json("gemma3/chat-template.json");
+    const auto& cases = j.at("cases");
+    ASSERT_GE(cases.size(), 10u);
+    EXPECT_EQ(gemma::chat_format_of(gemma3_tok().vocab()), gemma::ChatFormat::Gemma3);
+    size_t ok = 0, with_system = 0;
+    for (size_t c = 0; c < cases.size(); ++c) {
+        const auto msgs = messages_of(cases[c].at("messages"));
+        with_system += msgs.front().role == "system";
+        gemma::ChatOptions opts;
+        opts.add_generation_prompt = cases[c].at("add_generation_prompt").get<bool>();
+        const std::string want_text = cases[c].at("text").get<std::string>();
+        const auto want_ids = cases[c].at("ids").get<std::vector<TokenId>>();
+        opts.format = gemma::ChatFormat::Gemma3;
+        const std::string text = gemma::format_gemma_chat(msgs, opts);
+        EXPECT_EQ(text, want_text) << "chat case " << c;
+        // The format comes from the vocabulary's file (arch gemma3, Gemma 3 template).
+        opts.format = gemma::ChatFormat::Auto;
+        const auto ids = gemma::tokenize_gemma_chat(gemma3_tok(), msgs, opts);
+        EXPECT_EQ(ids, want_ids) << "chat case " << c << "\n  expected " << show_ids(want_ids) << "\n  got      "
+                                 << show_ids(ids) << "\n  " << first_diff(want_ids, ids);
+        if (text == want_text && ids == want_ids) ++ok;
+    }
+    EXPECT_EQ(ok, cases.size());
+    EXPECT_GE(with_system, 2u);
+}
+
+TEST(ChatTemplateGolden, Gemma3RejectedConversations) {
+    const json j = load_json("gemma3/chat-template.json");
+    const auto& rejected = j.at("rejected_by_template");
+    ASSERT_EQ(rejected.size(), 2u);
+    for (size_t c = 0; c < rejected.size(); ++c) {
+        const auto msgs = messages_of(rejected[c].at("messages"));
+        const std::string want = rejected[c].at("error").get<std::string>();
+        try {
+            gemma::tokenize_gemma_chat(gemma3_tok(), msgs);
+            ADD_FAILURE() << "rejected case " << c << " was accepted; expected error: " << want;
+        } catch (const gemma::Error& e) {
+            EXPECT_EQ(std::string(e.what()), want) << "rejected case " << c;
         }
     }
 }
