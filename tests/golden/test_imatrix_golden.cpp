@@ -59,6 +59,24 @@ TEST(ImatrixGolden, LibraryMatchesLlamaImatrix) {
     EXPECT_NEAR(run.ppl_running[7], 3767.1036, 3767.1036 * 0.01);
 }
 
+// Gemma 2 and 3 (post-norms, QK-norm, sliding windows) collect the same statistics as llama-imatrix too.
+TEST(ImatrixGolden, Gemma2And3MatchLlamaImatrix) {
+    for (const char* stem : {"gemma2/tiny-g2", "gemma3/tiny-g3"}) {
+        const auto model = Model::load(test::golden(std::string(stem) + "-f32.gguf"));
+        const auto tok = Tokenizer::from_gguf(model->gguf());
+        const auto tokens = tokenize_eval_text(tok, read_eval_text(calibration(), "-f"));
+        ImatrixParams p;
+        p.ctx = 128;
+        p.chunks = 16;
+        p.threads = 2;
+        p.dataset = "imatrix-calibration.txt";
+        const ImatrixRun run = collect_imatrix(*model, tokens, p);
+        const Imatrix ref = load_imatrix(test::golden(std::string(stem) + "-imatrix.gguf"));
+        EXPECT_EQ(run.imatrix.chunk_count, ref.chunk_count) << stem;
+        expect_same_statistics(run.imatrix, ref, false);
+    }
+}
+
 // The command writes a file with llama-imatrix's keys (same order and types), tensor names and shapes.
 TEST(ImatrixGolden, CommandWritesTheSameLayout) {
     const std::string dir = test::temp_dir();
