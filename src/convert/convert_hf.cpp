@@ -183,6 +183,9 @@ ConvertStats convert_hf(const ConvertOptions& opt) {
     //  - chat_template comes before eot/add_space_prefix, where the reference's SpecialVocab puts it.
     // tokens, scores, token types and the bos/eos/unk/pad ids and add_bos/add_eos flags are equal.
     // Gemma 2 and 3 add their keys after general.file_type (gguf_hparams.cpp), in golden/gemma2 and gemma3's order.
+    // Two deliberate differences there: Gemma 2 files carry gemma2.rope.freq_base (from rope_theta; llama.cpp's
+    // Gemma 2 class leaves it to the loader's default, golden/gemma2's file has it), and a Gemma 3 lm_head.weight
+    // is dropped like Gemma 1/2's (it is tied; llama.cpp would write it untrimmed as output.weight).
     GgufWriter w(opt.output);
     w.set("general.architecture", GgufValue::string(arch.gguf_arch));
     w.set("general.type", GgufValue::string("model"));
