@@ -23,6 +23,7 @@
 #include "model/config.h"
 #include "model/context.h"
 #include "model/model.h"
+#include "runtime/chat_template.h"
 #include "support/golden.h"
 #include "support/logits.h"
 
@@ -321,6 +322,8 @@ TEST(ConvertFamiliesGolden, Gemma3SyntheticMultimodalCheckpoint) {
         EXPECT_EQ(c.layers[il].sliding, il != 5) << il;
         EXPECT_EQ(c.layers[il].rope_freq_scale, il == 5 ? 0.125f : 1.0f) << il;
     }
+    // Its chat prompts take Gemma 3's format (from the file's architecture and template).
+    EXPECT_EQ(chat_format_of(Vocab::from_gguf(*g)), ChatFormat::Gemma3);
     // The command line says once that the vision tower is left out.
     std::string err;
     const std::string cli = test::temp_dir() + "/cli.gguf";
