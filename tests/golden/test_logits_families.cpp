@@ -74,25 +74,6 @@ std::string logits_file(const FamilyCase& c, const std::string& label, const cha
     return test::golden(c.dir + "/logits/" + c.stem + "-" + label + suffix);
 }
 
-// Every row of `tokens` evaluated in one forward call at positions 0..n-1.
-std::vector<float> all_logits(const Model& m, const std::vector<int32_t>& tokens) {
-    ContextParams p;
-    p.n_ctx = static_cast<int64_t>(tokens.size());
-    p.pool = &pool();
-    Context ctx(m, p);
-    const auto n = static_cast<int32_t>(tokens.size());
-    std::vector<float> out(static_cast<size_t>(n) * static_cast<size_t>(m.config().n_vocab));
-    ctx.forward(tokens, 0, n, out.data());
-    return out;
-}
-
-double tolerance(const std::string& label, const std::vector<float>& ref, const std::vector<float>& ref_f32) {
-    if (label == "f32") return 2e-3;
-    if (label == "F16") return 3e-3;
-    if (label == "BF16") return 1e-2;
-    return std::max(3e-2, 0.25 * test::rel_l2(ref.data(), ref_f32.data(), ref.size()));
-}
-
 class FamilyLogits : public testing::TestWithParam<FamilyCase> {};
 
 TEST_P(FamilyLogits, MatchLlamaCpp) {
@@ -104,9 +85,9 @@ TEST_P(FamilyLogits, MatchLlamaCpp) {
         const auto tokens = test::read_ids(test::golden(c.dir + "/logits/" + tokens_file));
         const auto ref = test::read_floats(logits_file(c, c.label, suffix));
         const auto ref_f32 = test::read_floats(logits_file(c, "f32", suffix));
-        const auto ours = all_logits(*m, tokens);
+        const auto ours = test::model_logits(*m, tokens, 0, pool());
         test::compare_logits(c.stem + " " + c.label + (slack == 8 ? " long" : ""), ours, ref, m->config().n_vocab,
-                             tolerance(c.label, ref, ref_f32), static_cast<int64_t>(tokens.size()) - slack);
+                             test::golden_tolerance(c.label, ref, ref_f32), static_cast<int64_t>(tokens.size()) - slack);
     }
 }
 

@@ -56,24 +56,8 @@ ops::ThreadPool& pool() {
     return p;
 }
 
-// Logits of the rows [first, n) of `tokens` evaluated in one forward call at positions 0..n-1.
 std::vector<float> our_logits(const Model& m, const std::vector<int32_t>& tokens, int32_t first) {
-    ContextParams p;
-    p.n_ctx = static_cast<int64_t>(tokens.size());
-    p.pool = &pool();
-    Context ctx(m, p);
-    const auto n = static_cast<int32_t>(tokens.size());
-    std::vector<float> out(static_cast<size_t>(n - first) * static_cast<size_t>(m.config().n_vocab));
-    ctx.forward(tokens, 0, n - first, out.data());
-    return out;
-}
-
-// The README's contract: relative L2 per file type, and the argmax on at least min_same rows.
-double tolerance(const std::string& label, const std::vector<float>& ref, const std::vector<float>& ref_f32) {
-    if (label == "f32") return 2e-3;
-    if (label == "F16") return 3e-3;
-    if (label == "BF16") return 1e-2;
-    return std::max(3e-2, 0.25 * test::rel_l2(ref.data(), ref_f32.data(), ref.size()));
+    return test::model_logits(m, tokens, first, pool());
 }
 
 class LogitsGolden : public testing::TestWithParam<LogitsCase> {};
@@ -86,7 +70,7 @@ TEST_P(LogitsGolden, MatchesLlamaCpp) {
     const auto ref = read_floats(test::golden("tiny-7b/logits/tiny-7b-" + c.label + ".bin"));
     const auto ref_f32 = read_floats(test::golden("tiny-7b/logits/tiny-7b-f32.bin"));
     const auto ours = our_logits(*m, tokens, 0);
-    compare_logits(c.label, ours, ref, m->config().n_vocab, tolerance(c.label, ref, ref_f32), 22);
+    compare_logits(c.label, ours, ref, m->config().n_vocab, test::golden_tolerance(c.label, ref, ref_f32), 22);
 }
 
 INSTANTIATE_TEST_SUITE_P(TinyGemma7b, LogitsGolden, testing::ValuesIn(logits_cases()), case_name);
@@ -129,7 +113,7 @@ TEST_P(LogitsGoldenLong, Last16MatchLlamaCpp) {
     const auto ref = read_floats(test::golden("tiny-7b/logits/tiny-7b-" + c.label + ".long-last16.bin"));
     const auto ref_f32 = read_floats(test::golden("tiny-7b/logits/tiny-7b-f32.long-last16.bin"));
     const auto ours = our_logits(*m, tokens, static_cast<int32_t>(tokens.size()) - 16);
-    compare_logits(c.label + " long", ours, ref, m->config().n_vocab, tolerance(c.label, ref, ref_f32), 14);
+    compare_logits(c.label + " long", ours, ref, m->config().n_vocab, test::golden_tolerance(c.label, ref, ref_f32), 14);
 }
 
 INSTANTIATE_TEST_SUITE_P(TinyGemma7b, LogitsGoldenLong, testing::ValuesIn(long_cases()), case_name);

@@ -10,6 +10,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "model/context.h"
+#include "model/model.h"
 #include "support/golden.h"
 
 namespace gemma::test {
@@ -31,6 +33,24 @@ std::vector<float> read_floats(const std::string& path) {
     std::vector<float> v(b.size() / sizeof(float));
     std::memcpy(v.data(), b.data(), v.size() * sizeof(float));
     return v;
+}
+
+std::vector<float> model_logits(const Model& m, const std::vector<int32_t>& tokens, int32_t first, ops::ThreadPool& pool) {
+    ContextParams p;
+    p.n_ctx = static_cast<int64_t>(tokens.size());
+    p.pool = &pool;
+    Context ctx(m, p);
+    const auto n = static_cast<int32_t>(tokens.size());
+    std::vector<float> out(static_cast<size_t>(n - first) * static_cast<size_t>(m.config().n_vocab));
+    ctx.forward(tokens, 0, n - first, out.data());
+    return out;
+}
+
+double golden_tolerance(const std::string& label, const std::vector<float>& ref, const std::vector<float>& ref_f32) {
+    if (label == "f32") return 2e-3;
+    if (label == "F16") return 3e-3;
+    if (label == "BF16") return 1e-2;
+    return std::max(3e-2, 0.25 * rel_l2(ref.data(), ref_f32.data(), ref.size()));
 }
 
 int64_t argmax(const float* x, int64_t n) { return std::max_element(x, x + n) - x; }

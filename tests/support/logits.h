@@ -4,7 +4,21 @@
 #include <string>
 #include <vector>
 
+namespace gemma {
+class Model;
+namespace ops {
+class ThreadPool;
+}
+}  // namespace gemma
+
 namespace gemma::test {
+
+// Logits of rows [first, n) of `tokens` evaluated in one forward call at positions 0..n-1.
+std::vector<float> model_logits(const Model& m, const std::vector<int32_t>& tokens, int32_t first, ops::ThreadPool& pool);
+
+// The golden README's relative-L2 tolerance for a file labelled "f32", "F16", "BF16" or a quantized type: for
+// quantized files max(3e-2, 0.25 x the reference's own distance to the F32 reference logits).
+double golden_tolerance(const std::string& label, const std::vector<float>& ref, const std::vector<float>& ref_f32);
 
 // Whitespace-separated token ids ("gen:" markers skipped).
 std::vector<int32_t> read_ids(const std::string& path);
