@@ -64,23 +64,72 @@ constexpr std::array kGemma3Tensors = {
 constexpr std::array<std::string_view, 1> kGemma1Hf = {"GemmaForCausalLM"};
 constexpr std::array<std::string_view, 1> kGemma2Hf = {"Gemma2ForCausalLM"};
 constexpr std::array<std::string_view, 2> kGemma3Hf = {"Gemma3ForCausalLM", "Gemma3ForConditionalGeneration"};
+constexpr std::array<std::string_view, 1> kGemma1Types = {"gemma"};
+constexpr std::array<std::string_view, 1> kGemma2Types = {"gemma2"};
+constexpr std::array<std::string_view, 2> kGemma3Types = {"gemma3_text", "gemma3"};
+
+// Gemma3ForConditionalGeneration's text tower: transformers 4.5x writes language_model.model.*, 5.x
+// model.language_model.*; the (tied) language_model.lm_head.weight is dropped like lm_head.weight.
+constexpr std::array<HfRename, 3> kGemma3Renames = {{
+    {"language_model.model.", "model."}, {"model.language_model.", "model."}, {"language_model.", ""},
+}};
+constexpr std::array<std::string_view, 4> kGemma3OtherTowers = {
+    "vision_tower.", "multi_modal_projector.", "model.vision_tower.", "model.multi_modal_projector.",
+};
+
+// Published sizes (SPEC.md, SPEC-GEMMA2-3 §1) and tiny test shapes (head_dim * n_head != n_embd like the
+// 7B; 16-token windows so short prompts cross them, as in golden/gemma2 and gemma3).
+constexpr std::array<ModelShape, 3> kGemma1Shapes = {{
+    {"gemma-2b", 2048, 18, 8, 1, 256, 16384, 8192},
+    {"gemma-7b", 3072, 28, 16, 16, 256, 24576, 8192},
+    {"tiny", 256, 2, 4, 4, 128, 1024, 8192},
+}};
+constexpr std::array<ModelShape, 3> kGemma2Shapes = {{
+    {"gemma2-2b", 2304, 26, 8, 4, 256, 9216, 8192, 4096},
+    {"gemma2-9b", 3584, 42, 16, 8, 256, 14336, 8192, 4096},
+    {"tiny-g2", 256, 4, 4, 2, 64, 512, 8192, 16},
+}};
+constexpr std::array<ModelShape, 4> kGemma3Shapes = {{
+    {"gemma3-270m", 640, 18, 4, 1, 256, 2048, 32768, 512},
+    {"gemma3-1b", 1152, 26, 4, 1, 256, 6912, 32768, 512},
+    {"gemma3-4b", 2560, 34, 8, 4, 256, 10240, 131072, 1024, 8.0f},
+    {"tiny-g3", 256, 6, 4, 1, 64, 512, 8192, 16, 8.0f},
+}};
 
 const std::array<ArchDesc, 3>& descs() {
     static const std::array<ArchDesc, 3> d = [] {
         std::array<ArchDesc, 3> a{};
         a[0] = ArchDesc{Family::Gemma1, "gemma", "Gemma 1", kGemma1Hf, kGemma1Tensors};
+        a[0].hf_model_types = kGemma1Types;
+        a[0].gguf_eot_id = 107;  // llama.cpp's Gemma converter sets it (with CodeGemma's FIM ids)
+        a[0].shapes = kGemma1Shapes;
         a[1] = ArchDesc{Family::Gemma2, "gemma2", "Gemma 2", kGemma2Hf, kGemma2Tensors};
         a[1].window = 4096;
         a[1].swa_period = 2;
         a[1].attn_softcap = 50.0f;
         a[1].final_softcap = 30.0f;
         a[1].big_model_layers = 46;
+        a[1].hf_model_types = kGemma2Types;
+        a[1].hf.sliding_window = 4096;
+        a[1].gguf_rope_base = true;
+        a[1].shapes = kGemma2Shapes;
         a[2] = ArchDesc{Family::Gemma3, "gemma3", "Gemma 3", kGemma3Hf, kGemma3Tensors};
         a[2].rope_base = 1000000.0f;
         a[2].rope_base_swa = 10000.0f;
         a[2].swa_period = 6;
         a[2].big_model_layers = 62;
         a[2].chat_trims_content = true;
+        a[2].hf_model_types = kGemma3Types;
+        a[2].hf_multimodal_class = "Gemma3ForConditionalGeneration";
+        a[2].hf_renames = kGemma3Renames;
+        a[2].hf_other_towers = kGemma3OtherTowers;
+        // Gemma3TextConfig's defaults: the 4B+ multimodal configs leave these out of text_config.
+        a[2].hf = {131072, 8, 4, 256, 262208, 4096, 1e-6};
+        a[2].rope_scaling = true;
+        a[2].gguf_rope_base = true;
+        a[2].trim_vocab = true;
+        a[2].shapes = kGemma3Shapes;
+        a[2].synth_vocab = "gemma3/gemma3-vocab.gguf";
         return a;
     }();
     return d;
@@ -89,6 +138,8 @@ const std::array<ArchDesc, 3>& descs() {
 }  // namespace
 
 const ArchDesc& arch_desc(Family f) { return descs()[static_cast<size_t>(f)]; }
+
+std::span<const ArchDesc> all_archs() { return descs(); }
 
 const ArchDesc* find_arch(std::string_view gguf_arch) {
     for (const ArchDesc& a : descs())
@@ -106,6 +157,40 @@ const ArchDesc* find_arch_by_hf_class(std::string_view hf_class) {
 std::string supported_archs() {
     std::string s;
     for (const ArchDesc& a : descs()) s += (s.empty() ? "" : ", ") + std::string(a.gguf_arch);
+    return s;
+}
+
+std::string supported_hf_classes() {
+    std::string s;
+    for (const ArchDesc& a : descs())
+        for (std::string_view c : a.hf_classes) s += (s.empty() ? "" : ", ") + std::string(c);
+    return s;
+}
+
+const ArchDesc* find_arch_by_hf_model_type(std::string_view model_type, std::string_view* hf_class) {
+    for (const ArchDesc& a : descs())
+        for (size_t i = 0; i < a.hf_model_types.size() && i < a.hf_classes.size(); ++i)
+            if (a.hf_model_types[i] == model_type) {
+                if (hf_class) *hf_class = a.hf_classes[i];
+                return &a;
+            }
+    return nullptr;
+}
+
+const ModelShape* find_shape(std::string_view name, const ArchDesc** arch) {
+    for (const ArchDesc& a : descs())
+        for (const ModelShape& s : a.shapes)
+            if (name == s.name) {
+                if (arch) *arch = &a;
+                return &s;
+            }
+    return nullptr;
+}
+
+std::string shape_names() {
+    std::string s;
+    for (const ArchDesc& a : descs())
+        for (const ModelShape& sh : a.shapes) s += (s.empty() ? "" : ", ") + std::string(sh.name);
     return s;
 }
 

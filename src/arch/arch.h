@@ -34,6 +34,32 @@ struct TensorDef {
     const char* input;
 };
 
+// A model size of a family (SPEC-GEMMA2-3 §1, or a tiny one for tests): what `synth` and `synth-hf` write.
+struct ModelShape {
+    const char* name;          // "gemma3-1b"
+    int64_t n_embd, n_layer, n_head, n_head_kv, head_dim, n_ff;
+    int64_t n_ctx;             // context length
+    int64_t window = 0;        // sliding window of the sliding layers (families that have them)
+    float rope_scale = 0.0f;   // linear RoPE factor of the global layers; 0: none
+};
+
+// config.json entries a checkpoint may leave out, with the values Hugging Face's config class (and so
+// llama.cpp's converter) uses for them; 0: required.
+struct HfDefaults {
+    int64_t max_position_embeddings = 0;
+    int64_t num_attention_heads = 0;
+    int64_t num_key_value_heads = 0;  // 0: num_attention_heads
+    int64_t head_dim = 256;
+    int64_t vocab_size = 256000;
+    int64_t sliding_window = 0;
+    double rms_norm_eps = 0.0;
+};
+
+// A tensor-name prefix of a multimodal checkpoint's text tower and what it stands for in a text-only one.
+struct HfRename {
+    std::string_view from, to;
+};
+
 struct ArchDesc {
     Family family;
     const char* gguf_arch;            // general.architecture: "gemma", "gemma2", "gemma3"
@@ -52,15 +78,40 @@ struct ArchDesc {
     // it, so llama.cpp recognises them by their layer count (0: never).
     int64_t big_model_layers = 0;
     bool chat_trims_content = false;  // Gemma 3's template trims each message and folds a system turn itself
+
+    // Hugging Face checkpoints (`convert`, `synth-hf`).
+    std::span<const std::string_view> hf_model_types{};  // config.json "model_type", by hf_classes position
+    std::string_view hf_multimodal_class{};  // the class of hf_classes whose text tower this family is, if any
+    std::span<const HfRename> hf_renames{};  // its text tower's tensor prefixes ("language_model.model." -> "model.")
+    std::span<const std::string_view> hf_other_towers{};  // its other towers' tensor prefixes: left out
+    HfDefaults hf{};
+    bool rope_scaling = false;       // linear RoPE scaling of the global layers (rope.scaling.type/factor)
+    bool gguf_rope_base = false;     // the GGUF carries {arch}.rope.freq_base
+    bool trim_vocab = false;         // token_embd keeps the tokenizer's rows only (Gemma 3: 262208 -> 262144)
+    int32_t gguf_eot_id = -1;        // tokenizer.ggml.eot_token_id the converter sets; -1: none
+
+    // Synthetic models (`synth`, `synth-hf`): sizes, and the vocabulary (a GGUF, relative to golden/).
+    std::span<const ModelShape> shapes{};
+    const char* synth_vocab = "vocab/gemma-vocab.gguf";
 };
 
 const ArchDesc& arch_desc(Family f);
+// Every family, in Family order.
+std::span<const ArchDesc> all_archs();
 // By general.architecture; nullptr when it is not a Gemma text family.
 const ArchDesc* find_arch(std::string_view gguf_arch);
 // By a Hugging Face config.json architecture class; nullptr when unknown.
 const ArchDesc* find_arch_by_hf_class(std::string_view hf_class);
 // "gemma, gemma2, gemma3": for error messages.
 std::string supported_archs();
+// "GemmaForCausalLM, Gemma2ForCausalLM, ...": for error messages.
+std::string supported_hf_classes();
+// By config.json "model_type" (old configs without "architectures"): the family and its class.
+const ArchDesc* find_arch_by_hf_model_type(std::string_view model_type, std::string_view* hf_class);
+// A shape of any family by name, with its family; nullptr when unknown.
+const ModelShape* find_shape(std::string_view name, const ArchDesc** arch);
+// "gemma-2b, gemma-7b, tiny, gemma2-2b, ...": every shape name, for help and errors.
+std::string shape_names();
 
 const TensorDef* find_tensor_def(const ArchDesc& a, TensorId id);
 // "blk.3.attn_q.weight" for layer 3 (layer ignored for global tensors).

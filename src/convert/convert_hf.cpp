@@ -1,4 +1,4 @@
-// HF Gemma checkpoint -> GGUF: plan every tensor and key first (so bad input fails before writing), then stream.
+// HF Gemma 1/2/3 checkpoint -> GGUF: plan every tensor and key first (so bad input fails before writing), then stream.
 #include "convert/convert_hf.h"
 
 #include <algorithm>
@@ -10,6 +10,7 @@
 #include <set>
 #include <vector>
 
+#include "convert/gguf_hparams.h"
 #include "convert/hf_config.h"
 #include "convert/hf_tokenizer.h"
 #include "core/error.h"
@@ -27,6 +28,8 @@ struct PlannedTensor {
     TypeId out;
     bool is_norm;
     std::vector<int64_t> ne;  // ggml order: reversed HF shape
+    int64_t n;                // elements written: the first n of the source
+    bool is_embd = false;
 };
 
 float load_f32(const uint8_t* p, StDtype st) {
@@ -41,6 +44,7 @@ float load_f32(const uint8_t* p, StDtype st) {
 }
 
 uint32_t ftype_of(TypeId t) { return t == TypeId::F32 ? 0 : t == TypeId::F16 ? 1 : 32; }
+
 
 }  // namespace
 
@@ -86,13 +90,23 @@ ConvertStats convert_hf(const ConvertOptions& opt) {
     if (opt.outtype != TypeId::BF16 && opt.outtype != TypeId::F16 && opt.outtype != TypeId::F32)
         throw_error("convert: the output type must be bf16, f16 or f32");
     const HfConfig cfg = HfConfig::load(opt.input_dir);
+    const ArchDesc& arch = *cfg.arch;
+    for (const std::string& w : cfg.warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
     const SafetensorsSet set = SafetensorsSet::open_dir(opt.input_dir);
 
     // Tensor order is the reference's: shard files in name order, tensors in name order within each.
     std::vector<PlannedTensor> plan;
     ConvertStats stats;
+    stats.arch = arch.gguf_arch;
+    std::set<std::string> present;  // text-model names
+    std::set<std::string> towers;   // prefixes of the left-out tensors
     for (const auto& f : set.files()) {
         for (const auto& [name, t] : f->tensors()) {
+            if (std::string_view tower = other_tower_of(cfg, name); !tower.empty()) {
+                ++stats.n_other_tower;
+                towers.insert(std::string(tower) + "*");
+                continue;
+            }
             std::optional<TensorMapping> m;
             try {
                 m = map_gemma_tensor(cfg, name);
@@ -106,27 +120,54 @@ ConvertStats convert_hf(const ConvertOptions& opt) {
             if (t.shape != m->hf_shape)
                 throw_error(f->path() + ": tensor '" + name + "' has shape " + shape_str(t.shape) + " but " + cfg.path +
                             " implies " + shape_str(m->hf_shape));
-            PlannedTensor p{name, m->gguf_name, f.get(), &t, opt.outtype, m->is_norm, {}};
+            if (!present.insert(text_tensor_name(cfg, name)).second)
+                throw_error(f->path() + ": tensor '" + name + "' appears twice (under two prefix spellings)");
+            PlannedTensor p{name, m->gguf_name, f.get(), &t, opt.outtype, m->is_norm, {}, t.n_elements()};
             // Norms and any 1-D tensor stay F32: ggml's norm and add ops only take F32 there.
             if (m->is_norm || t.shape.size() <= 1) p.out = TypeId::F32;
             p.ne.assign(t.shape.rbegin(), t.shape.rend());
-            stats.n_params += t.n_elements();
+            if (m->def->id == TensorId::TokenEmbd) p.is_embd = true;
             plan.push_back(std::move(p));
         }
     }
+    if (stats.n_other_tower) {
+        std::string list;
+        for (const std::string& t : towers) list += (list.empty() ? "" : ", ") + t;
+        std::fprintf(stderr, "leaving out %zu tensors of the other towers (%s): the GGUF holds the text model only, as "
+                     "llama.cpp writes it (the vision encoder goes to a separate mmproj file)\n", stats.n_other_tower,
+                     list.c_str());
+    }
     for (const std::string& name : gemma_hf_tensor_names(cfg))
-        if (!set.find(name))
-            throw_error(opt.input_dir + ": tensor '" + name + "' is missing from the checkpoint (config.json has " +
-                        std::to_string(cfg.num_hidden_layers) + " layers)");
+        if (!present.count(name))
+            throw_error(opt.input_dir + ": tensor '" + name + "' is missing from the checkpoint (a " + cfg.architecture +
+                        " with " + std::to_string(cfg.num_hidden_layers) + " layers, as config.json says, has it)");
 
     HfVocabSources vs;
     vs.dir = opt.input_dir;
     vs.vocab_size = cfg.vocab_size;
+    vs.size_from_tokenizer = arch.trim_vocab;
     vs.config_ids = cfg.token_ids;
     vs.generation_ids = load_generation_token_ids(opt.input_dir);
     HfVocab vocab = load_hf_vocab(vs);
     stats.vocab_source = vocab.source;
     for (const std::string& w : vocab.warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
+    const auto n_vocab = static_cast<int64_t>(vocab.tokens.size());
+
+    for (PlannedTensor& p : plan) {
+        // Gemma 3's embedding has rows past the tokenizer's (262208 for 262144 tokens): llama.cpp keeps the
+        // tokenizer's rows, the first ones.
+        if (p.is_embd && p.ne[1] != n_vocab) {
+            if (p.ne[1] < n_vocab)
+                throw_error(p.file->path() + ": tensor '" + p.hf_name + "' has " + std::to_string(p.ne[1]) +
+                            " rows but the tokenizer has " + std::to_string(n_vocab) + " tokens");
+            if (!opt.quiet)
+                std::fprintf(stderr, "token_embd.weight: keeping the tokenizer's %lld of %lld rows, as llama.cpp does\n",
+                             static_cast<long long>(n_vocab), static_cast<long long>(p.ne[1]));
+            p.ne[1] = n_vocab;
+            p.n = p.ne[0] * n_vocab;
+        }
+        stats.n_params += p.n;
+    }
 
     std::string name = opt.name;
     if (name.empty()) name = std::filesystem::absolute(opt.input_dir).lexically_normal().filename().string();
@@ -141,22 +182,16 @@ ConvertStats convert_hf(const ConvertOptions& opt) {
     //    the fixture lacks it (llama.cpp finds <end_of_turn> by its text anyway);
     //  - chat_template comes before eot/add_space_prefix, where the reference's SpecialVocab puts it.
     // tokens, scores, token types and the bos/eos/unk/pad ids and add_bos/add_eos flags are equal.
+    // Gemma 2 and 3 add their keys after general.file_type (gguf_hparams.cpp), in golden/gemma2 and gemma3's order.
+    // Two deliberate differences there: Gemma 2 files carry gemma2.rope.freq_base (from rope_theta; llama.cpp's
+    // Gemma 2 class leaves it to the loader's default, golden/gemma2's file has it), and a Gemma 3 lm_head.weight
+    // is dropped like Gemma 1/2's (it is tied; llama.cpp would write it untrimmed as output.weight).
     GgufWriter w(opt.output);
-    w.set("general.architecture", GgufValue::string("gemma"));
+    w.set("general.architecture", GgufValue::string(arch.gguf_arch));
     w.set("general.type", GgufValue::string("model"));
     w.set("general.name", GgufValue::string(name));
     w.set("general.size_label", GgufValue::string(size_label(stats.n_params)));
-    auto u32 = [](int64_t v) { return GgufValue::u32(static_cast<uint32_t>(v)); };
-    w.set("gemma.context_length", u32(cfg.max_position_embeddings));
-    w.set("gemma.embedding_length", u32(cfg.hidden_size));
-    w.set("gemma.block_count", u32(cfg.num_hidden_layers));
-    w.set("gemma.feed_forward_length", u32(cfg.intermediate_size));
-    w.set("gemma.attention.head_count", u32(cfg.num_attention_heads));
-    w.set("gemma.attention.head_count_kv", u32(cfg.num_key_value_heads));
-    w.set("gemma.attention.layer_norm_rms_epsilon", GgufValue::f32(static_cast<float>(cfg.rms_norm_eps)));
-    w.set("gemma.attention.key_length", u32(cfg.head_dim));
-    w.set("gemma.attention.value_length", u32(cfg.head_dim));
-    w.set("general.file_type", GgufValue::u32(ftype_of(opt.outtype)));
+    write_gguf_hparams(w, arch, cfg.gguf_hparams(), ftype_of(opt.outtype));
     w.set("tokenizer.ggml.model", GgufValue::string("llama"));
     w.set("tokenizer.ggml.pre", GgufValue::string("default"));
     w.set("tokenizer.ggml.tokens", GgufValue::string_array(std::move(vocab.tokens)));
@@ -165,8 +200,9 @@ ConvertStats convert_hf(const ConvertOptions& opt) {
     for (const auto& [key, id] : vocab.special_ids) w.set("tokenizer.ggml." + key + "_token_id", GgufValue::u32(id));
     for (const auto& [key, on] : vocab.add_flags) w.set("tokenizer.ggml.add_" + key + "_token", GgufValue::boolean(on));
     if (vocab.has_chat_template) w.set("tokenizer.chat_template", GgufValue::string(vocab.chat_template));
-    // The Gemma converter also sets FIM ids 67/69/68/70, which gguf-py drops for want of a writer.
-    if (cfg.vocab_size > 107) w.set("tokenizer.ggml.eot_token_id", GgufValue::u32(107));
+    // Gemma 1's converter also sets FIM ids 67/69/68/70, which gguf-py drops for want of a writer.
+    if (arch.gguf_eot_id >= 0 && n_vocab > arch.gguf_eot_id)
+        w.set("tokenizer.ggml.eot_token_id", GgufValue::u32(static_cast<uint32_t>(arch.gguf_eot_id)));
     w.set("tokenizer.ggml.add_space_prefix", GgufValue::boolean(false));
     w.set("general.quantization_version", GgufValue::u32(2));
     for (const PlannedTensor& p : plan) w.add_tensor(p.gguf_name, p.out, p.ne);
@@ -179,7 +215,7 @@ ConvertStats convert_hf(const ConvertOptions& opt) {
         if (!opt.quiet)
             std::fprintf(stderr, "[%4zu/%4zu] %-28s %-4s -> %-4s %s\n", ti + 1, plan.size(), p.gguf_name.c_str(),
                          st_dtype_name(t.dtype), type_name(p.out), shape_str(p.ne).c_str());
-        const int64_t n = t.n_elements();
+        const int64_t n = p.n;
         const size_t in_sz = st_dtype_size(t.dtype), out_sz = p.out == TypeId::F32 ? 4 : 2;
         const bool same = !p.is_norm && ((t.dtype == StDtype::BF16 && p.out == TypeId::BF16) ||
                                          (t.dtype == StDtype::F16 && p.out == TypeId::F16) ||

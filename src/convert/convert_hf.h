@@ -1,4 +1,4 @@
-// `gemma convert`: a Hugging Face GemmaForCausalLM checkpoint to GGUF, as llama.cpp's convert_hf_to_gguf.py writes it.
+// `gemma convert`: a Hugging Face Gemma 1/2/3 checkpoint to GGUF, as llama.cpp's convert_hf_to_gguf.py writes it.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -21,6 +21,8 @@ struct ConvertStats {
     int64_t n_params = 0;
     uint64_t f16_overflows = 0;     // finite values that became +-inf in an F16 output
     std::string vocab_source;       // tokenizer.model or tokenizer.json
+    std::string arch;               // general.architecture written ("gemma3")
+    size_t n_other_tower = 0;       // tensors of a multimodal checkpoint's other towers, left out
 };
 
 // Streams the conversion (one tensor batch in memory at a time). Every input problem throws

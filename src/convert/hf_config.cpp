@@ -1,6 +1,7 @@
-// Reads a Gemma checkpoint's config.json and maps HF tensor names/shapes to llama.cpp's GGUF ones.
+// Reads a Gemma checkpoint's config.json (any family of arch/) and maps HF tensor names/shapes to llama.cpp's GGUF ones.
 #include "convert/hf_config.h"
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -40,117 +41,260 @@ std::map<std::string, int64_t> token_ids_of(const json& j) {
     return ids;
 }
 
+// config.json's entries with a checker that names the file and the key in every error.
+struct Reader {
+    const json& j;
+    const std::string& path;
+
+    [[noreturn]] void fail(const std::string& why) const { throw_error(path + ": " + why); }
+    const json* find(const char* key) const {
+        return j.contains(key) && !j[key].is_null() ? &j[key] : nullptr;
+    }
+    // def 0: required.
+    int64_t get_int(const char* key, int64_t def) const {
+        const json* v = find(key);
+        if (!v) {
+            if (def == 0) fail(std::string("missing \"") + key + "\"");
+            return def;
+        }
+        if (!v->is_number_integer()) fail(std::string("\"") + key + "\" is not an integer");
+        const int64_t x = v->get<int64_t>();
+        if (x <= 0 || x > (int64_t{1} << 31)) fail(std::string("\"") + key + "\" = " + std::to_string(x) + " is out of range");
+        return x;
+    }
+    // def < 0: required; present values must be positive and finite.
+    double get_pos(const json* v, const std::string& name, double def) const {
+        if (!v) {
+            if (def < 0) fail("missing \"" + name + "\"");
+            return def;
+        }
+        if (!v->is_number() || !(v->get<double>() > 0) || !std::isfinite(v->get<double>()) || v->get<double>() > 1e15)
+            fail("\"" + name + "\" is not a positive number");
+        return v->get<double>();
+    }
+    double get_pos(const char* key, double def) const { return get_pos(find(key), key, def); }
+};
+
+// A rope_scaling / rope_parameters entry: its linear factor, 0 for none.
+double linear_rope_factor(const Reader& r, const json& s, const std::string& name, const ArchDesc& a) {
+    if (!s.is_object()) r.fail("\"" + name + "\" is not an object");
+    const json* t = s.contains("rope_type") ? &s["rope_type"] : s.contains("type") ? &s["type"] : nullptr;
+    const std::string type = t && t->is_string() ? t->get<std::string>() : "default";
+    if (type == "default") return 0.0;
+    if (type != "linear")
+        r.fail("\"" + name + "\" type '" + type + "' is not supported (Gemma uses no RoPE scaling or linear scaling)");
+    const double f = r.get_pos(s.contains("factor") ? &s["factor"] : nullptr, name + ".factor", -1.0);
+    if (f == 1.0) return 0.0;
+    if (!a.rope_scaling) r.fail(std::string(a.label) + " has no RoPE scaling, but \"" + name + "\" asks for linear x" + std::to_string(f));
+    return f;
+}
+
 }  // namespace
 
 HfConfig HfConfig::load(const std::string& dir) {
     HfConfig c;
     c.path = dir + "/config.json";
-    const json j = read_json_file(c.path, true);
-    auto fail = [&](const std::string& why) { throw_error(c.path + ": " + why); };
-    if (!j.is_object()) fail("not a JSON object");
+    const json top = read_json_file(c.path, true);
+    const Reader t{top, c.path};
+    if (!top.is_object()) t.fail("not a JSON object");
 
-    if (j.contains("architectures")) {
-        const json& a = j["architectures"];
-        if (!a.is_array() || a.empty() || !a[0].is_string()) fail("\"architectures\" is not a list of names");
+    if (top.contains("architectures")) {
+        const json& a = top["architectures"];
+        if (!a.is_array() || a.empty() || !a[0].is_string()) t.fail("\"architectures\" is not a list of names");
         c.architecture = a[0].get<std::string>();
-    } else if (j.value("model_type", "") == "gemma") {
-        c.architecture = "GemmaForCausalLM";  // very old configs name only the model type
+        c.arch = find_arch_by_hf_class(c.architecture);
+    } else if (top.contains("model_type") && top["model_type"].is_string()) {
+        // Very old configs name only the model type.
+        std::string_view cls;
+        c.arch = find_arch_by_hf_model_type(top["model_type"].get<std::string>(), &cls);
+        c.architecture = cls.empty() ? "model_type " + top["model_type"].get<std::string>() : std::string(cls);
     } else {
-        fail("no \"architectures\" entry");
+        t.fail("no \"architectures\" entry");
     }
-    if (c.architecture != "GemmaForCausalLM")
-        fail("architecture '" + c.architecture + "' is not supported (this converter handles GemmaForCausalLM: Gemma 1 / 1.1)");
+    if (!c.arch)
+        t.fail("architecture '" + c.architecture + "' is not supported (this converter handles " + supported_hf_classes() + ")");
+    const ArchDesc& a = *c.arch;
 
-    auto get_int = [&](const char* key, std::optional<int64_t> def) -> int64_t {
-        if (!j.contains(key) || j[key].is_null()) {
-            if (!def) fail(std::string("missing \"") + key + "\"");
-            return *def;
-        }
-        if (!j[key].is_number_integer()) fail(std::string("\"") + key + "\" is not an integer");
-        const int64_t v = j[key].get<int64_t>();
-        if (v <= 0 || v > (int64_t{1} << 31)) fail(std::string("\"") + key + "\" = " + std::to_string(v) + " is out of range");
-        return v;
-    };
-    c.hidden_size = get_int("hidden_size", std::nullopt);
-    c.intermediate_size = get_int("intermediate_size", std::nullopt);
-    c.num_attention_heads = get_int("num_attention_heads", std::nullopt);
-    c.num_hidden_layers = get_int("num_hidden_layers", std::nullopt);
-    c.max_position_embeddings = get_int("max_position_embeddings", std::nullopt);
-    c.num_key_value_heads = get_int("num_key_value_heads", c.num_attention_heads);
-    c.head_dim = get_int("head_dim", 256);
-    c.vocab_size = get_int("vocab_size", 256000);
-    if (!j.contains("rms_norm_eps")) fail("missing \"rms_norm_eps\"");
-    if (!j["rms_norm_eps"].is_number() || !(j["rms_norm_eps"].get<double>() > 0)) fail("\"rms_norm_eps\" is not a positive number");
-    c.rms_norm_eps = j["rms_norm_eps"].get<double>();
+    // A multimodal config keeps the text model's entries under text_config; llama.cpp merges them over the top level.
+    json merged = top;
+    if (top.contains("text_config") && !top["text_config"].is_null()) {
+        if (!top["text_config"].is_object()) t.fail("\"text_config\" is not an object");
+        c.multimodal = true;
+        for (auto it = top["text_config"].begin(); it != top["text_config"].end(); ++it) merged[it.key()] = it.value();
+    }
+    const Reader r{merged, c.path};
+    const HfDefaults& d = a.hf;
+    c.hidden_size = r.get_int("hidden_size", 0);
+    c.intermediate_size = r.get_int("intermediate_size", 0);
+    c.num_attention_heads = r.get_int("num_attention_heads", d.num_attention_heads);
+    c.num_hidden_layers = r.get_int("num_hidden_layers", 0);
+    c.max_position_embeddings = r.get_int("max_position_embeddings", d.max_position_embeddings);
+    c.num_key_value_heads = r.get_int("num_key_value_heads", d.num_key_value_heads ? d.num_key_value_heads : c.num_attention_heads);
+    c.head_dim = r.get_int("head_dim", d.head_dim);
+    c.vocab_size = r.get_int("vocab_size", d.vocab_size);
+    c.rms_norm_eps = r.get_pos("rms_norm_eps", d.rms_norm_eps > 0 ? d.rms_norm_eps : -1.0);
     if (c.num_attention_heads % c.num_key_value_heads != 0)
-        fail("num_attention_heads (" + std::to_string(c.num_attention_heads) + ") is not a multiple of num_key_value_heads (" +
-             std::to_string(c.num_key_value_heads) + ")");
-    c.token_ids = token_ids_of(j);
+        r.fail("num_attention_heads (" + std::to_string(c.num_attention_heads) + ") is not a multiple of num_key_value_heads (" +
+               std::to_string(c.num_key_value_heads) + ")");
+    if (c.num_hidden_layers > 4096) r.fail("\"num_hidden_layers\" = " + std::to_string(c.num_hidden_layers) + " is out of range");
+
+    // RoPE: the older flat entries, or transformers 5's rope_parameters per layer type.
+    const json* rp = r.find("rope_parameters");
+    if (rp && !rp->is_object()) r.fail("\"rope_parameters\" is not an object");
+    const json* rp_full = rp && rp->contains("full_attention") ? &(*rp)["full_attention"] : rp;
+    const json* rp_slide = rp && rp->contains("sliding_attention") ? &(*rp)["sliding_attention"] : nullptr;
+    auto theta_of = [&](const json* p) { return p && p->is_object() && p->contains("rope_theta") ? &(*p)["rope_theta"] : nullptr; };
+    const json* theta = r.find("rope_theta");
+    if (a.gguf_rope_base) c.rope_theta = r.get_pos(theta ? theta : theta_of(rp_full), "rope_theta", a.rope_base);
+    if (a.rope_base_swa > 0) {
+        const json* local = r.find("rope_local_base_freq");
+        c.rope_local_base_freq = r.get_pos(local ? local : theta_of(rp_slide), "rope_local_base_freq", a.rope_base_swa);
+    }
+    if (const json* s = r.find("rope_scaling")) c.rope_scaling_factor = linear_rope_factor(r, *s, "rope_scaling", a);
+    else if (rp_full) c.rope_scaling_factor = linear_rope_factor(r, *rp_full, "rope_parameters", a);
+
+    if (a.swa_period > 0) {
+        // Some early Gemma 2 configs call it sliding_window_size.
+        const bool old_name = !r.find("sliding_window") && r.find("sliding_window_size");
+        c.sliding_window = r.get_int(old_name ? "sliding_window_size" : "sliding_window", d.sliding_window);
+        const size_t n = static_cast<size_t>(c.num_hidden_layers);
+        if (const json* lt = r.find("layer_types")) {
+            if (!lt->is_array() || lt->size() != n)
+                r.fail("\"layer_types\" must list one entry per layer (" + std::to_string(n) + ")");
+            for (const json& e : *lt) {
+                const std::string s = e.is_string() ? e.get<std::string>() : "";
+                if (s != "sliding_attention" && s != "full_attention")
+                    r.fail("\"layer_types\" entry '" + e.dump() + "' is neither sliding_attention nor full_attention");
+                c.sliding.push_back(s == "sliding_attention");
+            }
+        } else if (r.find("sliding_window_pattern")) {
+            const int64_t p = r.get_int("sliding_window_pattern", 0);
+            for (size_t il = 0; il < n; ++il) c.sliding.push_back(p > 1 && static_cast<int64_t>(il) % p < p - 1);
+        } else {
+            c.sliding = default_sliding_layers(a, c.num_hidden_layers);
+        }
+    }
+
+    // Soft-caps: Gemma 2 always has both (HF's defaults 50 / 30); Gemma 3 only an optional final one.
+    auto softcap = [&](const char* key, float family_default) -> double {
+        const bool present = merged.contains(key);
+        if (family_default > 0) {
+            if (present && merged[key].is_null())
+                r.fail(std::string("\"") + key + "\" is null: " + a.label + " without soft-capping cannot be written to a GGUF "
+                       "(llama.cpp always applies it)");
+            return r.get_pos(key, family_default);
+        }
+        return r.find(key) ? r.get_pos(key, 0.0) : 0.0;
+    };
+    c.attn_softcap = softcap("attn_logit_softcapping", a.attn_softcap);
+    if (a.attn_softcap == 0 && c.attn_softcap > 0)
+        r.fail(std::string(a.label) + " has no attention soft-capping, but \"attn_logit_softcapping\" is set");
+    c.final_softcap = softcap("final_logit_softcapping", a.final_softcap);
+
+    // A GGUF has no key for the query scale: llama.cpp derives it from the shape (SPEC-GEMMA2-3 §4).
+    if (r.find("query_pre_attn_scalar")) {
+        c.query_pre_attn_scalar = r.get_pos("query_pre_attn_scalar", 0.0);
+        const bool big = a.big_model_layers > 0 && c.num_hidden_layers == a.big_model_layers;
+        const int64_t implied = big ? c.hidden_size / c.num_attention_heads : c.head_dim;
+        if (c.query_pre_attn_scalar != static_cast<double>(implied))
+            c.warnings.push_back(c.path + ": query_pre_attn_scalar is " + std::to_string(c.query_pre_attn_scalar) +
+                                 " but a GGUF of this shape is read with " + std::to_string(implied) +
+                                 " (llama.cpp derives the query scale from the layer count and head sizes); the "
+                                 "converted model will not match the original");
+    }
+    c.token_ids = token_ids_of(merged);
     return c;
+}
+
+TensorDims HfConfig::dims() const {
+    return {hidden_size, num_attention_heads, num_key_value_heads, head_dim, intermediate_size, vocab_size};
+}
+
+GgufHparams HfConfig::gguf_hparams() const {
+    GgufHparams h;
+    h.n_ctx = max_position_embeddings;
+    h.n_embd = hidden_size;
+    h.n_layer = num_hidden_layers;
+    h.n_ff = intermediate_size;
+    h.n_head = num_attention_heads;
+    h.n_head_kv = num_key_value_heads;
+    h.head_dim = head_dim;
+    h.rms_eps = rms_norm_eps;
+    h.rope_base = rope_theta;
+    h.rope_base_swa = rope_local_base_freq;
+    h.rope_scale = rope_scaling_factor;
+    h.window = sliding_window;
+    h.sliding = sliding;
+    h.attn_softcap = attn_softcap;
+    h.final_softcap = final_softcap;
+    return h;
 }
 
 std::map<std::string, int64_t> load_generation_token_ids(const std::string& dir) {
     return token_ids_of(read_json_file(dir + "/generation_config.json", false));
 }
 
-std::optional<TensorMapping> map_gemma_tensor(const HfConfig& c, const std::string& n) {
-    auto ends_with = [&](const char* s) {
-        const size_t l = std::char_traits<char>::length(s);
-        return n.size() >= l && n.compare(n.size() - l, l, s) == 0;
-    };
-    // The tied output projection: llama.cpp's Gemma converter drops it (AutoAWQ exports it).
+std::string text_tensor_name(const HfConfig& c, std::string_view n) {
+    for (const HfRename& r : c.arch->hf_renames)
+        if (n.substr(0, r.from.size()) == r.from) return std::string(r.to) + std::string(n.substr(r.from.size()));
+    return std::string(n);
+}
+
+std::string_view other_tower_of(const HfConfig& c, std::string_view n) {
+    for (std::string_view p : c.arch->hf_other_towers)
+        if (n.substr(0, p.size()) == p) return p;
+    return {};
+}
+
+namespace {
+
+TensorMapping mapping_of(const HfConfig& c, const TensorDef& d, int64_t layer) {
+    const TensorDims dims = c.dims();
+    TensorMapping m{gguf_tensor_name(d, layer), {}, d.norm, &d};
+    // PyTorch order is the reverse of ggml's: [out, in] for a matrix, [n] for a vector.
+    if (d.ne1 != Dim::One) m.hf_shape.push_back(tensor_dim(d.ne1, dims));
+    m.hf_shape.push_back(tensor_dim(d.ne0, dims));
+    return m;
+}
+
+constexpr std::string_view kLayers = "model.layers.";
+
+}  // namespace
+
+std::optional<TensorMapping> map_gemma_tensor(const HfConfig& c, const std::string& hf_name) {
+    const std::string n = text_tensor_name(c, hf_name);
+    auto ends_with = [&](std::string_view s) { return n.size() >= s.size() && n.compare(n.size() - s.size(), s.size(), s) == 0; };
+    // The tied output projection: llama.cpp's Gemma converters drop it (AutoAWQ exports it).
     if (n == "lm_head.weight") return std::nullopt;
     // Buffers the reference converter skips for every architecture.
     if (ends_with(".rotary_emb.inv_freq") || ends_with(".attention.masked_bias") || ends_with(".attention.bias"))
         return std::nullopt;
 
-    const int64_t H = c.hidden_size, Q = c.num_attention_heads * c.head_dim, KV = c.num_key_value_heads * c.head_dim,
-                  FF = c.intermediate_size;
-    if (n == "model.embed_tokens.weight") return TensorMapping{"token_embd.weight", {c.vocab_size, H}, false};
-    if (n == "model.norm.weight") return TensorMapping{"output_norm.weight", {H}, true};
-
-    static const std::string prefix = "model.layers.";
-    if (n.rfind(prefix, 0) == 0) {
-        size_t p = prefix.size(), q = p;
+    for (const TensorDef& d : c.arch->tensors)
+        if (!d.per_layer && !d.optional && n == d.hf) return mapping_of(c, d, -1);
+    if (n.compare(0, kLayers.size(), kLayers) == 0) {
+        size_t p = kLayers.size(), q = p;
         while (q < n.size() && n[q] >= '0' && n[q] <= '9') ++q;
         if (q > p && q < n.size() && n[q] == '.' && q - p < 9) {
             const int64_t bid = std::stoll(n.substr(p, q - p));
             if (bid >= c.num_hidden_layers)
-                throw_error("tensor '" + n + "': layer " + std::to_string(bid) + " but config.json has num_hidden_layers = " +
+                throw_error("tensor '" + hf_name + "': layer " + std::to_string(bid) + " but config.json has num_hidden_layers = " +
                             std::to_string(c.num_hidden_layers));
-            const std::string suffix = n.substr(q + 1), blk = "blk." + std::to_string(bid) + ".";
-            struct Row { const char* hf; const char* gg; int64_t d0, d1; bool norm; };
-            const Row rows[] = {
-                {"input_layernorm.weight", "attn_norm.weight", H, 0, true},
-                {"self_attn.q_proj.weight", "attn_q.weight", Q, H, false},
-                {"self_attn.k_proj.weight", "attn_k.weight", KV, H, false},
-                {"self_attn.v_proj.weight", "attn_v.weight", KV, H, false},
-                {"self_attn.o_proj.weight", "attn_output.weight", H, Q, false},
-                {"post_attention_layernorm.weight", "ffn_norm.weight", H, 0, true},
-                {"mlp.gate_proj.weight", "ffn_gate.weight", FF, H, false},
-                {"mlp.up_proj.weight", "ffn_up.weight", FF, H, false},
-                {"mlp.down_proj.weight", "ffn_down.weight", H, FF, false},
-            };
-            for (const Row& r : rows) {
-                if (suffix != r.hf) continue;
-                TensorMapping m{blk + r.gg, {r.d0}, r.norm};
-                if (r.d1) m.hf_shape.push_back(r.d1);
-                return m;
-            }
+            const std::string_view suffix = std::string_view(n).substr(q + 1);
+            for (const TensorDef& d : c.arch->tensors)
+                if (d.per_layer && suffix == d.hf) return mapping_of(c, d, bid);
         }
     }
-    throw_error("tensor '" + n + "' is not part of a GemmaForCausalLM checkpoint (cannot map it to a GGUF name)");
+    throw_error("tensor '" + hf_name + "' is not part of a " + c.architecture + " checkpoint (cannot map it to a GGUF name)");
 }
 
 std::vector<std::string> gemma_hf_tensor_names(const HfConfig& c) {
-    std::vector<std::string> v = {"model.embed_tokens.weight", "model.norm.weight"};
-    for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
-        const std::string p = "model.layers." + std::to_string(l) + ".";
-        for (const char* s : {"input_layernorm.weight", "self_attn.q_proj.weight", "self_attn.k_proj.weight",
-                              "self_attn.v_proj.weight", "self_attn.o_proj.weight", "post_attention_layernorm.weight",
-                              "mlp.gate_proj.weight", "mlp.up_proj.weight", "mlp.down_proj.weight"})
-            v.push_back(p + s);
-    }
+    std::vector<std::string> v;
+    for (const TensorDef& d : c.arch->tensors)
+        if (!d.per_layer && !d.optional) v.push_back(d.hf);
+    for (int64_t l = 0; l < c.num_hidden_layers; ++l)
+        for (const TensorDef& d : c.arch->tensors)
+            if (d.per_layer) v.push_back(std::string(kLayers) + std::to_string(l) + "." + d.hf);
     return v;
 }
 

@@ -1,4 +1,4 @@
-// Writes random-weight GemmaForCausalLM checkpoints in the Hugging Face layout, streamed shard by shard.
+// Writes random-weight Gemma 1/2/3 checkpoints in the Hugging Face layouts, streamed shard by shard.
 #include "convert/hf_synth.h"
 
 #include <algorithm>
@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "convert/hf_config.h"
+#include "convert/hf_synth_files.h"
 #include "convert/hf_tokenizer.h"
 #include "convert/synth.h"
 #include "core/error.h"
@@ -53,12 +54,6 @@ struct SynthTensor {
     uint64_t nbytes;
 };
 
-void write_text(const std::string& path, const std::string& text) {
-    std::ofstream out(path, std::ios::binary);
-    out << text;
-    if (!out) throw_error(path + ": cannot write");
-}
-
 }  // namespace
 
 std::string default_hf_vocab_dir() {
@@ -99,71 +94,69 @@ std::vector<SpPiece> sentencepiece_pieces_from_hf(const std::string& vocab_dir) 
 }
 
 void write_hf_checkpoint(const HfSynthOptions& opt) {
-    const SynthShape sh = synth_shape(opt.shape);
+    const ArchDesc* ap = nullptr;
+    const ModelShape& sh = synth_shape(opt.shape, &ap);
+    const ArchDesc& a = *ap;
     if (opt.shards < 1 || opt.shards > 99) throw_error("synth-hf: --shards must be between 1 and 99");
-    const std::string vdir = opt.vocab_dir.empty() ? default_hf_vocab_dir() : opt.vocab_dir;
-    const json tj = parse_tokenizer_json(vdir + "/tokenizer.json");
-    int64_t n_vocab = 0;
-    if (tj.contains("model") && tj["model"].contains("vocab") && tj["model"]["vocab"].is_object())
-        for (auto it = tj["model"]["vocab"].begin(); it != tj["model"]["vocab"].end(); ++it)
-            n_vocab = std::max(n_vocab, it.value().get<int64_t>() + 1);
-    if (n_vocab == 0) throw_error(vdir + "/tokenizer.json: empty vocabulary");
+    if (opt.layout != HfLayout::CausalLM && a.hf_multimodal_class.empty())
+        throw_error(std::string("synth-hf: ") + a.label + " has no multimodal checkpoint layout (shape '" + sh.name + "')");
 
     std::error_code ec;
     fs::create_directories(opt.dir, ec);
     if (!fs::is_directory(opt.dir)) throw_error(opt.dir + ": cannot create directory");
+    const int64_t n_tokens = write_hf_tokenizer_files(opt, a);
+    // Multimodal Gemma 3 checkpoints have 64 embedding rows past the tokenizer (262208 for 262144).
+    const int64_t n_vocab = opt.layout == HfLayout::CausalLM ? n_tokens : n_tokens + 64;
+    const char* torch_dtype = opt.dtype == StDtype::BF16 ? "bfloat16" : opt.dtype == StDtype::F16 ? "float16" : "float32";
+    write_text_file(opt.dir + "/config.json", hf_synth_config(a, sh, opt.layout, n_vocab, n_tokens, torch_dtype).dump(2) + "\n");
+    write_text_file(opt.dir + "/generation_config.json",
+                    json({{"_from_model_config", true}, {"bos_token_id", 2}, {"eos_token_id", 1}, {"pad_token_id", 0}}).dump(2) +
+                        "\n");
 
-    json cfg = {
-        {"architectures", {"GemmaForCausalLM"}}, {"attention_bias", false}, {"attention_dropout", 0.0},
-        {"bos_token_id", 2}, {"eos_token_id", 1}, {"head_dim", sh.head_dim}, {"hidden_act", "gelu"},
-        {"hidden_activation", "gelu_pytorch_tanh"}, {"hidden_size", sh.n_embd}, {"initializer_range", 0.02},
-        {"intermediate_size", sh.n_ff}, {"max_position_embeddings", 8192}, {"model_type", "gemma"},
-        {"num_attention_heads", sh.n_head}, {"num_hidden_layers", sh.n_layer}, {"num_key_value_heads", sh.n_head_kv},
-        {"pad_token_id", 0}, {"rms_norm_eps", 1e-06}, {"rope_scaling", nullptr}, {"rope_theta", 10000.0},
-        {"torch_dtype", opt.dtype == StDtype::BF16 ? "bfloat16" : opt.dtype == StDtype::F16 ? "float16" : "float32"},
-        {"transformers_version", "4.38.0"}, {"use_cache", true}, {"vocab_size", n_vocab}};
-    write_text(opt.dir + "/config.json", cfg.dump(2) + "\n");
-    write_text(opt.dir + "/generation_config.json",
-               json({{"_from_model_config", true}, {"bos_token_id", 2}, {"eos_token_id", 1}, {"pad_token_id", 0}}).dump(2) + "\n");
-    for (const char* f : {"tokenizer.json", "tokenizer_config.json"}) {
-        fs::copy_file(vdir + "/" + f, opt.dir + "/" + f, fs::copy_options::overwrite_existing, ec);
-        if (ec) throw_error(opt.dir + "/" + f + ": cannot copy from " + vdir + ": " + ec.message());
-        // The golden sources are read-only; the copies must not be, or the next run could not replace them.
-        fs::permissions(opt.dir + "/" + f, fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read |
-                        fs::perms::others_read, ec);
-    }
-    if (opt.with_spm) {
-        const std::vector<uint8_t> bytes = serialize_sentencepiece_model(sentencepiece_pieces_from_hf(vdir));
-        std::ofstream out(opt.dir + "/tokenizer.model", std::ios::binary);
-        out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-        if (!out) throw_error(opt.dir + "/tokenizer.model: cannot write");
-    }
-
-    const int64_t E = sh.n_embd, Q = sh.n_head * sh.head_dim, KV = sh.n_head_kv * sh.head_dim, FF = sh.n_ff;
-    auto inv_sqrt = [](int64_t n) { return 1.0f / std::sqrt(static_cast<float>(n)); };
+    const TensorDims dims{sh.n_embd, sh.n_head, sh.n_head_kv, sh.head_dim, sh.n_ff, n_vocab};
     const size_t esz = st_dtype_size(opt.dtype);
     std::vector<SynthTensor> all;
     auto add = [&](std::string name, std::vector<int64_t> shape, float sd) {
         uint64_t nb = esz;
         for (int64_t d : shape) nb *= static_cast<uint64_t>(d);
-        all.push_back({std::move(name), std::move(shape), sd, nb});
+        all.push_back({hf_layout_name(opt.layout, name), std::move(shape), sd, nb});
     };
-    // HF's state_dict order; norm weights are stored without Gemma's +1, small around 0.
-    add("model.embed_tokens.weight", {n_vocab, E}, inv_sqrt(E));
+    auto add_def = [&](const TensorDef& d, const std::string& name) {
+        // PyTorch order; norm weights are stored without Gemma's +1, small around 0.
+        std::vector<int64_t> shape;
+        if (d.ne1 != Dim::One) shape.push_back(tensor_dim(d.ne1, dims));
+        shape.push_back(tensor_dim(d.ne0, dims));
+        add(name, shape, d.norm ? 0.1f : 1.0f / std::sqrt(static_cast<float>(tensor_dim(d.ne0, dims))));
+    };
+    // HF's state_dict order: the embedding, per layer the attention module, the MLP, then the layer's norms;
+    // the final norm.
+    add_def(*find_tensor_def(a, TensorId::TokenEmbd), find_tensor_def(a, TensorId::TokenEmbd)->hf);
     for (int64_t l = 0; l < sh.n_layer; ++l) {
         const std::string p = "model.layers." + std::to_string(l) + ".";
-        add(p + "self_attn.q_proj.weight", {Q, E}, inv_sqrt(E));
-        add(p + "self_attn.k_proj.weight", {KV, E}, inv_sqrt(E));
-        add(p + "self_attn.v_proj.weight", {KV, E}, inv_sqrt(E));
-        add(p + "self_attn.o_proj.weight", {E, Q}, inv_sqrt(Q));
-        add(p + "mlp.gate_proj.weight", {FF, E}, inv_sqrt(E));
-        add(p + "mlp.up_proj.weight", {FF, E}, inv_sqrt(E));
-        add(p + "mlp.down_proj.weight", {E, FF}, inv_sqrt(FF));
-        add(p + "input_layernorm.weight", {E}, 0.1f);
-        add(p + "post_attention_layernorm.weight", {E}, 0.1f);
+        for (const char* module : {"self_attn.", "mlp.", ""})
+            for (const TensorDef& d : a.tensors) {
+                const std::string_view hf = d.hf;
+                const bool in_module = *module ? hf.rfind(module, 0) == 0
+                                               : hf.rfind("self_attn.", 0) != 0 && hf.rfind("mlp.", 0) != 0;
+                if (d.per_layer && in_module) add_def(d, p + d.hf);
+            }
     }
-    add("model.norm.weight", {E}, 0.1f);
+    for (const TensorDef& d : a.tensors)
+        if (!d.per_layer && !d.optional && d.id != TensorId::TokenEmbd) add_def(d, d.hf);
+    if (opt.layout != HfLayout::CausalLM) {
+        // A token vision tower (SigLIP names) for the converter to leave out.
+        const std::string v = opt.layout == HfLayout::Multimodal ? "" : "model.";
+        all.push_back({v + "vision_tower.vision_model.embeddings.patch_embedding.weight", {32, 3, 14, 14}, 0.05f, 32 * 3 * 14 * 14 * esz});
+        all.push_back({v + "vision_tower.vision_model.embeddings.patch_embedding.bias", {32}, 0.05f, 32 * esz});
+        all.push_back({v + "vision_tower.vision_model.post_layernorm.weight", {32}, 0.1f, 32 * esz});
+        all.push_back({v + "multi_modal_projector.mm_input_projection_weight", {32, sh.n_embd}, 0.05f,
+                       32 * static_cast<uint64_t>(sh.n_embd) * esz});
+        all.push_back({v + "multi_modal_projector.mm_soft_emb_norm.weight", {32}, 0.1f, 32 * esz});
+    }
 
+    if (static_cast<size_t>(opt.shards) > all.size())
+        throw_error("synth-hf: --shards " + std::to_string(opt.shards) + " is more than the " + std::to_string(all.size()) +
+                    " tensors of shape '" + sh.name + "'");
     uint64_t total = 0;
     for (const auto& t : all) total += t.nbytes;
     // Contiguous groups of roughly equal size, like save_pretrained's max_shard_size split.
@@ -172,6 +165,9 @@ void write_hf_checkpoint(const HfSynthOptions& opt) {
         uint64_t cum = 0;
         for (size_t i = 0; i < all.size(); ++i) {
             shard_of[i] = std::min<int>(opt.shards - 1, static_cast<int>(cum * static_cast<uint64_t>(opt.shards) / total));
+            // No empty shard: a huge embedding must not swallow a shard's share.
+            if (i > 0) shard_of[i] = std::min(shard_of[i], shard_of[i - 1] + 1);
+            shard_of[i] = std::max(shard_of[i], opt.shards - static_cast<int>(all.size() - i));
             cum += all[i].nbytes;
         }
     }
@@ -198,7 +194,9 @@ void write_hf_checkpoint(const HfSynthOptions& opt) {
         for (size_t i = 0; i < all.size(); ++i) {
             if (shard_of[i] != k) continue;
             const SynthTensor& t = all[i];
-            const int64_t ne0 = t.shape.back(), nrows = t.shape.size() > 1 ? t.shape[0] : 1;
+            const int64_t ne0 = t.shape.back();
+            int64_t nrows = 1;
+            for (size_t d = 0; d + 1 < t.shape.size(); ++d) nrows *= t.shape[d];
             if (!opt.quiet) std::fprintf(stderr, "[%s] %-44s %s\n", shard_name(k).c_str(), t.name.c_str(), shape_str(t.shape).c_str());
             const int64_t per_batch = std::max<int64_t>(1, (int64_t{4} << 20) / ne0);
             for (int64_t r0 = 0; r0 < nrows; r0 += per_batch) {
@@ -232,7 +230,7 @@ void write_hf_checkpoint(const HfSynthOptions& opt) {
         w.finish();
     }
     if (opt.shards > 1)
-        write_text(opt.dir + "/model.safetensors.index.json",
+        write_text_file(opt.dir + "/model.safetensors.index.json",
                    json({{"metadata", {{"total_size", total}}}, {"weight_map", weight_map}}).dump(2) + "\n");
 }
 

@@ -1,6 +1,7 @@
 // Builds the tokenizer.ggml.* arrays and special ids from tokenizer.model / tokenizer.json + tokenizer_config.json.
 #include "convert/hf_tokenizer.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -73,7 +74,24 @@ bool token_looks_special(const std::string& t) {
 HfVocab load_hf_vocab(const HfVocabSources& src) {
     const std::string spm_path = src.dir + "/tokenizer.model", tj_path = src.dir + "/tokenizer.json",
                       tc_path = src.dir + "/tokenizer_config.json";
-    const int64_t n = src.vocab_size;
+    const bool have_spm = is_file(spm_path), have_tj = is_file(tj_path);
+    if (!have_spm && !have_tj) throw_error(src.dir + ": no tokenizer.model or tokenizer.json (the vocabulary is required)");
+    const json tj = have_tj ? parse_json(tj_path, true) : json();
+    if (have_tj && !tj.is_object()) throw_error(tj_path + ": not a JSON object");
+    const json tj_added = have_tj && tj.contains("added_tokens") && tj["added_tokens"].is_array() ? tj["added_tokens"] : json::array();
+    // The reference converter reads the pieces from tokenizer.model whenever it exists.
+    const std::vector<SpPiece> pieces = have_spm ? load_sentencepiece_model(spm_path) : std::vector<SpPiece>();
+
+    int64_t n = src.vocab_size;
+    if (src.size_from_tokenizer) {
+        // The tokenizer's own size: Gemma 3's 262144 pieces, not the embedding's 262208 rows.
+        int64_t own = static_cast<int64_t>(pieces.size());
+        if (!have_spm && tj.contains("model") && tj["model"].is_object() && tj["model"].contains("vocab") &&
+            tj["model"]["vocab"].is_object())
+            for (auto it = tj["model"]["vocab"].begin(); it != tj["model"]["vocab"].end(); ++it)
+                if (it.value().is_number_integer()) own = std::max(own, it.value().get<int64_t>() + 1);
+        if (own > 0) n = std::min(n, own);
+    }
     HfVocab v;
     // llama.cpp's starting point: every id a placeholder, so holes in a vocabulary stay well-formed.
     v.tokens.resize(static_cast<size_t>(n));
@@ -81,16 +99,8 @@ HfVocab load_hf_vocab(const HfVocabSources& src) {
     v.scores.assign(static_cast<size_t>(n), -10000.0f);
     v.types.assign(static_cast<size_t>(n), kUnused);
 
-    const bool have_spm = is_file(spm_path), have_tj = is_file(tj_path);
-    if (!have_spm && !have_tj) throw_error(src.dir + ": no tokenizer.model or tokenizer.json (the vocabulary is required)");
-    const json tj = have_tj ? parse_json(tj_path, true) : json();
-    if (have_tj && !tj.is_object()) throw_error(tj_path + ": not a JSON object");
-    const json tj_added = have_tj && tj.contains("added_tokens") && tj["added_tokens"].is_array() ? tj["added_tokens"] : json::array();
-
     if (have_spm) {
-        // The reference converter reads the pieces from tokenizer.model whenever it exists.
         v.source = spm_path;
-        const std::vector<SpPiece> pieces = load_sentencepiece_model(spm_path);
         if (static_cast<int64_t>(pieces.size()) > n)
             throw_error(spm_path + ": " + std::to_string(pieces.size()) + " pieces but config.json vocab_size is " +
                         std::to_string(n));
@@ -177,6 +187,12 @@ HfVocab load_hf_vocab(const HfVocabSources& src) {
             if (a.is_object() && a.contains("id") && a["id"].is_number_integer()) added.emplace_back(a["id"].get<int64_t>(), a);
     }
     for (const auto& [id, data] : added) {
+        if (id >= n && src.size_from_tokenizer) {
+            // Gemma 3's <image_soft_token> (262144) lies past the tokenizer, as llama.cpp finds too.
+            v.warnings.push_back(tc_path + ": ignoring added token " + std::to_string(id) + " (outside the tokenizer's " +
+                                 std::to_string(n) + " tokens)");
+            continue;
+        }
         if (id >= n)
             throw_error(tc_path + ": added token " + std::to_string(id) + " is outside config.json vocab_size " + std::to_string(n));
         const auto i = static_cast<size_t>(id);

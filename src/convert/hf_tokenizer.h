@@ -24,7 +24,8 @@ struct HfVocab {
 
 struct HfVocabSources {
     std::string dir;
-    int64_t vocab_size = 0;                         // config.json vocab_size: the arrays get exactly this length
+    int64_t vocab_size = 0;                         // config.json vocab_size: the arrays get exactly this length,
+    bool size_from_tokenizer = false;               // or the tokenizer's own size (<= vocab_size; Gemma 3)
     std::map<std::string, int64_t> config_ids;      // config.json "<type>_token_id"
     std::map<std::string, int64_t> generation_ids;  // generation_config.json "<type>_token_id"
 };

@@ -1,13 +1,15 @@
-// Random-weight Gemma models written tensor by tensor, rows generated from per-row seeds (thread-count independent).
+// Random-weight Gemma 1/2/3 models written tensor by tensor from the arch/ tables, rows generated from per-row seeds (thread-count independent).
 #include "convert/synth.h"
 
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <thread>
 #include <vector>
 
 #include "core/error.h"
+#include "gemma_paths.h"
 #include "gguf/gguf.h"
 
 namespace gemma {
@@ -42,40 +44,57 @@ struct TensorPlan {
 
 }  // namespace
 
-SynthShape synth_shape(const std::string& name) {
-    if (name == "gemma-2b") return {"gemma-2b", 2048, 18, 8, 1, 256, 16384};
-    if (name == "gemma-7b") return {"gemma-7b", 3072, 28, 16, 16, 256, 24576};
-    if (name == "tiny") return {"tiny", 256, 2, 4, 4, 128, 1024};
-    throw_error("unknown shape '" + name + "' (expected gemma-2b, gemma-7b or tiny)");
+const ModelShape& synth_shape(const std::string& name, const ArchDesc** arch) {
+    const ModelShape* s = find_shape(name, arch);
+    if (!s) throw_error("unknown shape '" + name + "' (expected one of: " + shape_names() + ")");
+    return *s;
+}
+
+GgufHparams synth_hparams(const ArchDesc& a, const ModelShape& s) {
+    GgufHparams h;
+    h.n_ctx = s.n_ctx;
+    h.n_embd = s.n_embd;
+    h.n_layer = s.n_layer;
+    h.n_ff = s.n_ff;
+    h.n_head = s.n_head;
+    h.n_head_kv = s.n_head_kv;
+    h.head_dim = s.head_dim;
+    h.rms_eps = 1e-6;
+    h.rope_base = a.rope_base;
+    h.rope_base_swa = a.rope_base_swa;
+    h.rope_scale = s.rope_scale;
+    h.window = s.window;
+    h.attn_softcap = a.attn_softcap;
+    h.final_softcap = a.final_softcap;
+    return h;
+}
+
+std::string default_synth_vocab(const ArchDesc& a) {
+    const char* e = std::getenv("GEMMA_GOLDEN_DIR");
+    return (e && *e ? std::string(e) : std::string(GEMMA_SOURCE_DIR) + "/../shared/golden") + "/" + a.synth_vocab;
 }
 
 void synth_model(const SynthOptions& opt) {
-    const SynthShape sh = synth_shape(opt.shape);
+    const ArchDesc* ap = nullptr;
+    const ModelShape& sh = synth_shape(opt.shape, &ap);
+    const ArchDesc& a = *ap;
     if (opt.outtype != TypeId::F32 && opt.outtype != TypeId::F16 && opt.outtype != TypeId::BF16)
         throw_error("synth: --outtype must be f32, f16 or bf16");
-    auto vocab = GgufFile::open(opt.vocab_path);
+    const std::string vocab_path = opt.vocab_path.empty() ? default_synth_vocab(a) : opt.vocab_path;
+    auto vocab = GgufFile::open(vocab_path);
     const GgufValue* toks = vocab->find("tokenizer.ggml.tokens");
     if (!toks || !toks->is_array() || toks->elem_type != GgufType::STRING)
-        throw_error(opt.vocab_path + ": no tokenizer.ggml.tokens string array");
+        throw_error(vocab_path + ": no tokenizer.ggml.tokens string array");
     const int64_t full_vocab = static_cast<int64_t>(toks->count);
     const int64_t n_vocab = opt.n_vocab > 0 ? std::min(opt.n_vocab, full_vocab) : full_vocab;
     if (n_vocab < 256 + 217) throw_error("synth: a vocabulary needs at least 473 tokens (specials and byte tokens)");
 
     GgufWriter w(opt.output);
-    w.set("general.architecture", GgufValue::string("gemma"));
+    w.set("general.architecture", GgufValue::string(a.gguf_arch));
     w.set("general.type", GgufValue::string("model"));
-    w.set("general.name", GgufValue::string("synthetic-" + sh.name));
-    w.set("gemma.context_length", GgufValue::u32(8192));
-    w.set("gemma.embedding_length", GgufValue::u32(static_cast<uint32_t>(sh.n_embd)));
-    w.set("gemma.block_count", GgufValue::u32(static_cast<uint32_t>(sh.n_layer)));
-    w.set("gemma.feed_forward_length", GgufValue::u32(static_cast<uint32_t>(sh.n_ff)));
-    w.set("gemma.attention.head_count", GgufValue::u32(static_cast<uint32_t>(sh.n_head)));
-    w.set("gemma.attention.head_count_kv", GgufValue::u32(static_cast<uint32_t>(sh.n_head_kv)));
-    w.set("gemma.attention.layer_norm_rms_epsilon", GgufValue::f32(1e-6f));
-    w.set("gemma.attention.key_length", GgufValue::u32(static_cast<uint32_t>(sh.head_dim)));
-    w.set("gemma.attention.value_length", GgufValue::u32(static_cast<uint32_t>(sh.head_dim)));
+    w.set("general.name", GgufValue::string(std::string("synthetic-") + sh.name));
     const uint32_t ftype = opt.outtype == TypeId::F32 ? 0 : opt.outtype == TypeId::F16 ? 1 : 32;
-    w.set("general.file_type", GgufValue::u32(ftype));
+    write_gguf_hparams(w, a, synth_hparams(a, sh), ftype);
     w.set("general.quantization_version", GgufValue::u32(2));
     for (const auto& kv : vocab->kvs()) {
         if (kv.key.rfind("tokenizer.", 0) != 0) continue;
@@ -88,23 +107,20 @@ void synth_model(const SynthOptions& opt) {
         w.set(kv.key, std::move(v));
     }
 
-    const auto E = sh.n_embd, Q = sh.n_head * sh.head_dim, KV = sh.n_head_kv * sh.head_dim, FF = sh.n_ff;
-    auto inv_sqrt = [](int64_t n) { return 1.0f / std::sqrt(static_cast<float>(n)); };
+    // llama.cpp's order: the embedding, the blocks, then the other global tensors (output_norm).
+    const TensorDims dims{sh.n_embd, sh.n_head, sh.n_head_kv, sh.head_dim, sh.n_ff, n_vocab};
     std::vector<TensorPlan> plan;
-    plan.push_back({"token_embd.weight", {E, n_vocab}, false, inv_sqrt(E)});
-    for (int64_t l = 0; l < sh.n_layer; ++l) {
-        const std::string p = "blk." + std::to_string(l) + ".";
-        plan.push_back({p + "attn_norm.weight", {E}, true, 0.1f});
-        plan.push_back({p + "attn_q.weight", {E, Q}, false, inv_sqrt(E)});
-        plan.push_back({p + "attn_k.weight", {E, KV}, false, inv_sqrt(E)});
-        plan.push_back({p + "attn_v.weight", {E, KV}, false, inv_sqrt(E)});
-        plan.push_back({p + "attn_output.weight", {Q, E}, false, inv_sqrt(Q)});
-        plan.push_back({p + "ffn_norm.weight", {E}, true, 0.1f});
-        plan.push_back({p + "ffn_gate.weight", {E, FF}, false, inv_sqrt(E)});
-        plan.push_back({p + "ffn_up.weight", {E, FF}, false, inv_sqrt(E)});
-        plan.push_back({p + "ffn_down.weight", {FF, E}, false, inv_sqrt(FF)});
-    }
-    plan.push_back({"output_norm.weight", {E}, true, 0.1f});
+    auto add = [&](const TensorDef& d, int64_t layer) {
+        std::vector<int64_t> ne = {tensor_dim(d.ne0, dims)};
+        if (d.ne1 != Dim::One) ne.push_back(tensor_dim(d.ne1, dims));
+        plan.push_back({gguf_tensor_name(d, layer), ne, d.norm, d.norm ? 0.1f : 1.0f / std::sqrt(static_cast<float>(ne[0]))});
+    };
+    add(*find_tensor_def(a, TensorId::TokenEmbd), -1);
+    for (int64_t l = 0; l < sh.n_layer; ++l)
+        for (const TensorDef& d : a.tensors)
+            if (d.per_layer) add(d, l);
+    for (const TensorDef& d : a.tensors)
+        if (!d.per_layer && !d.optional && d.id != TensorId::TokenEmbd) add(d, -1);
     for (const auto& t : plan) w.add_tensor(t.name, t.is_norm ? TypeId::F32 : opt.outtype, t.ne);
     w.write_header();
 

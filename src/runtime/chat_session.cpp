@@ -33,7 +33,8 @@ GenerationResult ChatSession::reply(const std::string& user, const GenerateParam
 std::string chat_template_warning(const Vocab& vocab) {
     const std::string& t = vocab.chat_template();
     if (t.empty() || t.find("<start_of_turn>") != std::string::npos) return {};
-    return "the model's chat template is not Gemma's turn format; using Gemma's format anyway";
+    return std::string("the model's chat template is not Gemma's turn format; using ") +
+           (chat_format_of(vocab) == ChatFormat::Gemma3 ? "Gemma 3's" : "Gemma's") + " format anyway";
 }
 
 }  // namespace gemma

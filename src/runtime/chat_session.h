@@ -10,7 +10,7 @@ namespace gemma {
 
 class ChatSession {
 public:
-    // `system` (may be empty) is folded into the first user turn, as llama.cpp's Gemma formatter does.
+    // `system` (may be empty) is folded into the first user turn, as the model's format does (chat_format_of).
     ChatSession(Generator& gen, std::string system = {});
 
     // Adds the user turn, generates the model's turn and records it (even a partial, cancelled one, so
@@ -30,8 +30,8 @@ private:
     std::vector<ChatMessage> messages_;
 };
 
-// A warning for the user when the file's tokenizer.chat_template is not Gemma's turn format (which is
-// used regardless); empty when it is Gemma's or absent.
+// A warning for the user when the file's tokenizer.chat_template is not Gemma's turn format (the family's
+// format is used regardless); empty when it is Gemma's or absent.
 std::string chat_template_warning(const Vocab& vocab);
 
 }  // namespace gemma

@@ -1,8 +1,9 @@
-// Gemma chat formatting: the HF template's turns and errors, plus llama.cpp's system-message folding.
+// Gemma chat formatting: the HF templates' turns and errors (Gemma 1/2 and Gemma 3), llama.cpp's system folding.
 #include "runtime/chat_template.h"
 
 #include <cstdint>
 
+#include "arch/arch.h"
 #include "core/error.h"
 
 namespace gemma {
@@ -53,11 +54,19 @@ std::string_view trim_unicode_whitespace(std::string_view s) {
 
 std::string format_gemma_chat(const std::vector<ChatMessage>& messages, const ChatOptions& opts) {
     if (messages.empty()) throw_error("a chat needs at least one message");
+    const bool gemma3 = opts.format == ChatFormat::Gemma3;
     size_t first = 0;
     std::string system;
     if (messages[0].role == "system") {
-        if (opts.system == SystemPolicy::Reject) reject("System role not supported");
-        system = std::string(trim_unicode_whitespace(messages[0].content));
+        // Gemma 3's template keeps the system text as written; llama.cpp's Gemma formatter trims it and
+        // drops an empty one.
+        if (gemma3) {
+            system = messages[0].content + "\n\n";
+        } else {
+            if (opts.system == SystemPolicy::Reject) reject("System role not supported");
+            system = std::string(trim_unicode_whitespace(messages[0].content));
+            if (!system.empty()) system += "\n\n";
+        }
         first = 1;
         if (messages.size() == 1) throw_error("a system message must be followed by a user message");
     }
@@ -66,8 +75,8 @@ std::string format_gemma_chat(const std::vector<ChatMessage>& messages, const Ch
     for (size_t i = first; i < messages.size(); ++i) {
         const ChatMessage& m = messages[i];
         if (m.role == "system")
-            reject(opts.system == SystemPolicy::Reject ? "System role not supported"
-                                                       : "System role is only supported as the first message");
+            reject(opts.system == SystemPolicy::Reject && !gemma3 ? "System role not supported"
+                                                                  : "System role is only supported as the first message");
         const bool is_user = m.role == "user";
         if (!is_user && m.role != "assistant" && m.role != "model")
             throw_error("unsupported chat role '" + m.role + "' (expected user, assistant or system)");
@@ -76,10 +85,7 @@ std::string format_gemma_chat(const std::vector<ChatMessage>& messages, const Ch
         out += "<start_of_turn>";
         out += is_user ? "user" : "model";
         out += '\n';
-        if (i == first && !system.empty()) {
-            out += system;
-            out += "\n\n";
-        }
+        if (i == first) out += system;
         out += trim_unicode_whitespace(m.content);
         out += "<end_of_turn>\n";
     }
@@ -91,7 +97,31 @@ std::vector<TokenId> tokenize_gemma_chat(const Tokenizer& tok, const std::vector
                                          ChatOptions opts) {
     const Vocab& v = tok.vocab();
     opts.bos_text = v.add_bos() && v.bos() != kNoToken ? v.text(v.bos()) : std::string();
+    if (opts.format == ChatFormat::Auto) opts.format = chat_format_of(v);
     return tok.encode(format_gemma_chat(messages, opts), /*add_special=*/false, /*parse_special=*/true);
+}
+
+ChatFormat chat_format_for(const ArchDesc* arch, std::string_view t) {
+    if (t.find("<start_of_turn>") != std::string_view::npos) {
+        // The two Gemma templates' own marks: Gemma 3 builds a prefix for the first user turn, Gemma 1/2 raise.
+        if (t.find("first_user_prefix") != std::string_view::npos) return ChatFormat::Gemma3;
+        if (t.find("System role not supported") != std::string_view::npos) return ChatFormat::Gemma;
+    }
+    return arch && arch->chat_trims_content ? ChatFormat::Gemma3 : ChatFormat::Gemma;
+}
+
+ChatFormat chat_format_of(const Vocab& vocab) {
+    return chat_format_for(find_arch(vocab.architecture()), vocab.chat_template());
+}
+
+std::string join_content_parts(const std::vector<ChatContentPart>& parts) {
+    std::string out;
+    for (const ChatContentPart& p : parts) {
+        if (p.type == "text") out += trim_unicode_whitespace(p.text);
+        else if (p.type == "image") out += "<start_of_image>";
+        else throw_error("unsupported content part type '" + p.type + "' (expected text or image)");
+    }
+    return out;
 }
 
 }  // namespace gemma

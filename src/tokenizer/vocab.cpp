@@ -165,6 +165,7 @@ Vocab Vocab::from_gguf(const GgufFile& f) {
     v.types_ = std::move(ty);
     v.sp_ = sp;
     v.chat_template_ = f.get_string("tokenizer.chat_template", "");
+    v.architecture_ = f.get_string("general.architecture", "");
     v.build(name);
     return v;
 }

@@ -84,6 +84,8 @@ public:
     const std::vector<TokenId>& special_tokens() const { return specials_; }
 
     const std::string& chat_template() const { return chat_template_; }
+    // general.architecture of the file the vocabulary came from ("gemma3"); empty when unknown.
+    const std::string& architecture() const { return architecture_; }
     const std::string& name() const { return name_; }
 
 private:
@@ -98,6 +100,7 @@ private:
     std::vector<TokenId> specials_;
     std::array<TokenId, 256> byte_to_token_{};
     std::string chat_template_;
+    std::string architecture_;
     // Open-addressing table keyed by text: each slot is (high 32 hash bits << 32 | id). Ids, not views,
     // so copies of the Vocab stay valid.
     static constexpr uint64_t kEmptySlot = ~0ull;

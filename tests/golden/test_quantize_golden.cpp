@@ -1,4 +1,4 @@
-// llama-quantize's golden files: every tensor byte-identical, per format and per whole ladder file.
+// llama-quantize's golden files (Gemma 1, 2 and 3): every tensor byte-identical, per format and per whole ladder file.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -14,38 +14,48 @@ namespace gemma {
 namespace {
 
 struct GoldenCase {
+    std::string model;  // "tiny-7b" (Gemma 1), "tiny-g2" (Gemma 2), "tiny-g3" (Gemma 3)
     std::string dir;    // "q" or "qi"
     std::string type;   // "Q4_K_M"
     std::string path;
+
+    // Golden folder of the model: tiny-7b/, gemma2/, gemma3/.
+    std::string folder() const { return model == "tiny-7b" ? model : "gemma" + model.substr(6); }
+    std::string f32() const { return test::golden(folder() + "/" + model + "-f32.gguf"); }
+    std::string imatrix() const { return test::golden(folder() + "/" + model + "-imatrix.gguf"); }
 };
 
-std::vector<GoldenCase> golden_cases() {
+std::vector<GoldenCase> golden_cases(const std::vector<std::string>& models = {"tiny-7b", "tiny-g2", "tiny-g3"}) {
     std::vector<GoldenCase> v;
-    for (const char* dir : {"q", "qi"}) {
-        std::vector<std::string> files;
-        for (const auto& e : std::filesystem::directory_iterator(test::golden(std::string("tiny-7b/") + dir)))
-            files.push_back(e.path().string());
-        std::sort(files.begin(), files.end());
-        for (const auto& p : files) {
-            std::string stem = std::filesystem::path(p).stem().string();  // tiny-7b-Q4_K_M
-            v.push_back({dir, stem.substr(std::string("tiny-7b-").size()), p});
+    for (const std::string& model : models)
+        for (const char* dir : {"q", "qi"}) {
+            GoldenCase proto{model, dir, "", ""};
+            std::vector<std::string> files;
+            for (const auto& e : std::filesystem::directory_iterator(test::golden(proto.folder() + "/" + dir)))
+                files.push_back(e.path().string());
+            std::sort(files.begin(), files.end());
+            for (const auto& p : files) {
+                const std::string stem = std::filesystem::path(p).stem().string();  // tiny-7b-Q4_K_M
+                v.push_back({model, dir, stem.substr(model.size() + 1), p});
+            }
         }
-    }
     return v;
 }
 
 // Keeps gtest from printing the struct as raw bytes.
-void PrintTo(const GoldenCase& c, std::ostream* os) { *os << c.dir << "/" << c.type; }
+void PrintTo(const GoldenCase& c, std::ostream* os) { *os << c.model << "/" << c.dir << "/" << c.type; }
 
+// The legacy .dat imatrix exists for the Gemma 1 model only.
 std::vector<GoldenCase> imatrix_cases() {
     std::vector<GoldenCase> v;
-    for (auto& c : golden_cases())
+    for (auto& c : golden_cases({"tiny-7b"}))
         if (c.dir == "qi") v.push_back(c);
     return v;
 }
 
 std::string case_name(const testing::TestParamInfo<GoldenCase>& i) {
-    return i.param.type + (i.param.dir == "qi" ? "_imatrix" : "");
+    const std::string family = i.param.model == "tiny-7b" ? "" : i.param.model.substr(5) + "_";  // "g2_"
+    return family + i.param.type + (i.param.dir == "qi" ? "_imatrix" : "");
 }
 
 // Describes the first differing quant block, so a failure explains itself.
@@ -67,10 +77,10 @@ class GoldenQuant : public testing::TestWithParam<GoldenCase> {};
 // Format level: each golden tensor re-made from the F32 source with the traits table's quantizer.
 TEST_P(GoldenQuant, TensorBytesFromTraits) {
     const GoldenCase& c = GetParam();
-    auto src = GgufFile::open(test::golden("tiny-7b/tiny-7b-f32.gguf"));
+    auto src = GgufFile::open(c.f32());
     auto ref = GgufFile::open(c.path);
     Imatrix im;
-    if (c.dir == "qi") im = load_imatrix(test::golden("tiny-7b/tiny-7b-imatrix.gguf"));
+    if (c.dir == "qi") im = load_imatrix(c.imatrix());
     for (const GgufTensor& t : ref->tensors()) {
         const GgufTensor& s = src->tensor(t.name);
         ASSERT_EQ(s.n_elements(), t.n_elements()) << t.name;
@@ -95,7 +105,7 @@ TEST_P(GoldenQuant, TensorBytesFromTraits) {
 void check_whole_file(const GoldenCase& c, const std::string& imatrix) {
     const std::string out = test::temp_dir() + "/out.gguf";
     QuantizeOptions opt;
-    opt.input = test::golden("tiny-7b/tiny-7b-f32.gguf");
+    opt.input = c.f32();
     opt.output = out;
     opt.ftype = find_ladder_type(c.type)->ftype;
     opt.imatrix_path = imatrix;
@@ -127,7 +137,7 @@ void check_whole_file(const GoldenCase& c, const std::string& imatrix) {
 
 TEST_P(GoldenQuant, WholeFile) {
     const GoldenCase& c = GetParam();
-    check_whole_file(c, c.dir == "qi" ? test::golden("tiny-7b/tiny-7b-imatrix.gguf") : "");
+    check_whole_file(c, c.dir == "qi" ? c.imatrix() : "");
 }
 
 INSTANTIATE_TEST_SUITE_P(Golden, GoldenQuant, testing::ValuesIn(golden_cases()), case_name);

@@ -21,6 +21,11 @@ const gemma::Tokenizer& gemma_tok() {
     return tok;
 }
 
+const gemma::Tokenizer& gemma3_tok() {
+    static const gemma::Tokenizer tok = gemma::Tokenizer::load(gemma::test::golden("gemma3/gemma3-vocab.gguf"));
+    return tok;
+}
+
 json load_json(const std::string& rel) {
     std::ifstream f(gemma::test::golden(rel));
     EXPECT_TRUE(f.good()) << "cannot open " << rel;
@@ -48,7 +53,18 @@ std::string first_diff(const std::vector<TokenId>& want, const std::vector<Token
 
 std::vector<gemma::ChatMessage> messages_of(const json& j) {
     std::vector<gemma::ChatMessage> m;
-    for (const auto& x : j) m.push_back({x.at("role").get<std::string>(), x.at("content").get<std::string>()});
+    for (const auto& x : j) {
+        const json& c = x.at("content");
+        std::string content;
+        if (c.is_string()) {
+            content = c.get<std::string>();
+        } else {
+            std::vector<gemma::ChatContentPart> parts;
+            for (const json& p : c) parts.push_back({p.at("type").get<std::string>(), p.value("text", "")});
+            content = gemma::join_content_parts(parts);
+        }
+        m.push_back({x.at("role").get<std::string>(), content});
+    }
     return m;
 }
 
@@ -70,10 +86,9 @@ TEST(TokenizerGolden, VocabMetadata) {
     EXPECT_FALSE(v.chat_template().empty());
 }
 
-TEST(TokenizerGolden, CasesEncodeAndDecode) {
-    const json cases = load_json("tokenizer/cases.json");
+void expect_cases_round_trip(const gemma::Tokenizer& tok, const std::string& cases_file) {
+    const json cases = load_json(cases_file);
     ASSERT_GE(cases.size(), 100u);
-    const auto& tok = gemma_tok();
     size_t enc_ok = 0, dec_ok = 0;
     std::string first_enc_fail, first_dec_fail;
     for (size_t c = 0; c < cases.size(); ++c) {
@@ -93,6 +108,33 @@ TEST(TokenizerGolden, CasesEncodeAndDecode) {
     }
     EXPECT_EQ(enc_ok, cases.size()) << "encode: " << enc_ok << "/" << cases.size() << " match; " << first_enc_fail;
     EXPECT_EQ(dec_ok, cases.size()) << "decode: " << dec_ok << "/" << cases.size() << " match; " << first_dec_fail;
+}
+
+TEST(TokenizerGolden, CasesEncodeAndDecode) { expect_cases_round_trip(gemma_tok(), "tokenizer/cases.json"); }
+
+// Gemma 3's 262144-token vocabulary (multi-space pieces, newline runs as user-defined tokens) through the
+// same SentencePiece path.
+TEST(TokenizerGolden, Gemma3CasesEncodeAndDecode) {
+    expect_cases_round_trip(gemma3_tok(), "gemma3/tokenizer-cases.json");
+}
+
+TEST(TokenizerGolden, Gemma3VocabMetadata) {
+    const gemma::Vocab& v = gemma3_tok().vocab();
+    EXPECT_EQ(v.size(), 262144);
+    EXPECT_EQ(v.bos(), 2);
+    EXPECT_EQ(v.eos(), 1);
+    EXPECT_EQ(v.unk(), 3);
+    EXPECT_EQ(v.pad(), 0);
+    EXPECT_EQ(v.eot(), 106);  // no eot key in the file: found by its text, <end_of_turn>
+    EXPECT_EQ(v.text(105), "<start_of_turn>");
+    EXPECT_TRUE(v.is_eog(1));
+    EXPECT_TRUE(v.is_eog(106));
+    EXPECT_FALSE(v.is_eog(105));
+    EXPECT_TRUE(v.add_bos());
+    EXPECT_FALSE(v.add_space_prefix());
+    EXPECT_EQ(v.byte_token(0x00), 238);
+    EXPECT_EQ(gemma3_tok().encode("\n\n", false), (std::vector<TokenId>{108}));
+    EXPECT_EQ(gemma3_tok().encode("  ", false), (std::vector<TokenId>{138}));
 }
 
 // SentencePiece is the reference; the fast HF tokenizer's split of long space runs is recorded only
@@ -140,6 +182,7 @@ TEST(ChatTemplateGolden, CasesBuildTextAndIds) {
         const auto want_ids = cases[c].at("ids").get<std::vector<TokenId>>();
         for (auto policy : {gemma::SystemPolicy::Fold, gemma::SystemPolicy::Reject}) {
             opts.system = policy;
+            opts.format = gemma::ChatFormat::Auto;
             const std::string text = gemma::format_gemma_chat(msgs, opts);
             EXPECT_EQ(text, want_text) << "chat case " << c;
             const auto ids = gemma::tokenize_gemma_chat(gemma_tok(), msgs, opts);
@@ -182,6 +225,55 @@ TEST(ChatTemplateGolden, RejectedConversations) {
             } catch (const gemma::Error& e) {
                 EXPECT_EQ(std::string(e.what()), want) << "rejected case " << c;
             }
+        }
+    }
+}
+
+}  // namespace
+
+namespace {
+
+// Gemma 3's template (golden/gemma3/chat-template.json, rendered by Jinja2): the system text folded verbatim
+// with a blank line, contents trimmed, content parts joined; ids through the Gemma 3 vocabulary.
+TEST(ChatTemplateGolden, Gemma3CasesBuildTextAndIds) {
+    const json j = load_json("gemma3/chat-template.json");
+    const auto& cases = j.at("cases");
+    ASSERT_GE(cases.size(), 10u);
+    EXPECT_EQ(gemma::chat_format_of(gemma3_tok().vocab()), gemma::ChatFormat::Gemma3);
+    size_t ok = 0, with_system = 0;
+    for (size_t c = 0; c < cases.size(); ++c) {
+        const auto msgs = messages_of(cases[c].at("messages"));
+        with_system += msgs.front().role == "system";
+        gemma::ChatOptions opts;
+        opts.add_generation_prompt = cases[c].at("add_generation_prompt").get<bool>();
+        const std::string want_text = cases[c].at("text").get<std::string>();
+        const auto want_ids = cases[c].at("ids").get<std::vector<TokenId>>();
+        opts.format = gemma::ChatFormat::Gemma3;
+        const std::string text = gemma::format_gemma_chat(msgs, opts);
+        EXPECT_EQ(text, want_text) << "chat case " << c;
+        // The format comes from the vocabulary's file (arch gemma3, Gemma 3 template).
+        opts.format = gemma::ChatFormat::Auto;
+        const auto ids = gemma::tokenize_gemma_chat(gemma3_tok(), msgs, opts);
+        EXPECT_EQ(ids, want_ids) << "chat case " << c << "\n  expected " << show_ids(want_ids) << "\n  got      "
+                                 << show_ids(ids) << "\n  " << first_diff(want_ids, ids);
+        if (text == want_text && ids == want_ids) ++ok;
+    }
+    EXPECT_EQ(ok, cases.size());
+    EXPECT_GE(with_system, 2u);
+}
+
+TEST(ChatTemplateGolden, Gemma3RejectedConversations) {
+    const json j = load_json("gemma3/chat-template.json");
+    const auto& rejected = j.at("rejected_by_template");
+    ASSERT_EQ(rejected.size(), 2u);
+    for (size_t c = 0; c < rejected.size(); ++c) {
+        const auto msgs = messages_of(rejected[c].at("messages"));
+        const std::string want = rejected[c].at("error").get<std::string>();
+        try {
+            gemma::tokenize_gemma_chat(gemma3_tok(), msgs);
+            ADD_FAILURE() << "rejected case " << c << " was accepted; expected error: " << want;
+        } catch (const gemma::Error& e) {
+            EXPECT_EQ(std::string(e.what()), want) << "rejected case " << c;
         }
     }
 }
