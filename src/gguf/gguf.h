@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -146,6 +147,9 @@ public:
     void write_tensor_data(const void* data, size_t bytes);
     // Pad, flush, fsync, rename into place.
     void finish();
+    // Sees every byte of the file as it is written, in order (to hash it without reading it back).
+    void set_observer(std::function<void(const void*, size_t)> f) { observer_ = std::move(f); }
+    uint64_t bytes_written() const { return pos_; }
 
 private:
     struct Info { std::string name; TypeId type; std::vector<int64_t> ne; uint64_t offset, nbytes; };
@@ -159,6 +163,7 @@ private:
     size_t cur_tensor_ = 0;
     uint64_t cur_written_ = 0;
     uint64_t pos_ = 0;
+    std::function<void(const void*, size_t)> observer_;
 };
 
 }  // namespace gemma

@@ -60,6 +60,7 @@ void GgufWriter::add_tensor(const std::string& name, TypeId type, std::vector<in
 void GgufWriter::write_raw(const void* p, size_t n) {
     if (n && std::fwrite(p, 1, n, fp_) != n)
         throw_error(tmp_path_ + ": write failed: " + std::strerror(errno));
+    if (n && observer_) observer_(p, n);
     pos_ += n;
 }
 
