@@ -117,7 +117,7 @@ double estimated_ns_per_element(TypeId t, bool weighted) {
     }
 }
 
-JobTable plan_jobs(const std::vector<const QuantPlan*>& plans) {
+JobTable plan_jobs(const std::vector<const QuantPlan*>& plans, const std::vector<size_t>& start) {
     JobTable t;
     if (plans.empty()) return t;
     const size_t n_tensors = plans[0]->tensors.size();
@@ -130,7 +130,7 @@ JobTable plan_jobs(const std::vector<const QuantPlan*>& plans) {
         std::map<std::pair<int, const std::vector<float>*>, size_t> seen;
         for (size_t o = 0; o < plans.size(); ++o) {
             const PlannedTensor& pt = plans[o]->tensors[i];
-            if (pt.copied()) continue;
+            if (pt.copied() || (!start.empty() && i < start[o])) continue;
             ++t.planned;
             const std::vector<float>* w = ignores_weights(pt.type) ? nullptr : pt.weights;
             const auto key = std::make_pair(static_cast<int>(pt.type), w);
@@ -149,9 +149,33 @@ JobTable plan_jobs(const std::vector<const QuantPlan*>& plans) {
 QuantFilesResult quantize_files(const std::vector<QuantOutput>& outs, const QuantFilesOptions& o) {
     const auto t_start = Clock::now();
     std::vector<const QuantPlan*> plans;
-    for (const QuantOutput& out : outs) plans.push_back(out.plan);
-    const JobTable table = plan_jobs(plans);
+    std::vector<size_t> start;
+    for (const QuantOutput& out : outs) {
+        plans.push_back(out.plan);
+        start.push_back(out.resumable ? out.resume_tensors : 0);
+    }
+    // Writers first: an output whose temporary cannot be continued starts over, from tensor 0.
+    std::vector<std::unique_ptr<GgufWriter>> writers;
+    std::vector<Sha256> hashers(outs.size());
+    size_t resumed = 0;
+    for (size_t f = 0; f < outs.size(); ++f) {
+        auto w = std::make_unique<GgufWriter>(outs[f].path, outs[f].plan->alignment);
+        for (const GgufKv& kv : outs[f].plan->kvs) w->set(kv.key, kv.value);
+        for (const PlannedTensor& pt : outs[f].plan->tensors)
+            w->add_tensor(pt.src->name, pt.type, std::vector<int64_t>(pt.src->ne, pt.src->ne + pt.src->n_dims));
+        if (outs[f].hash) w->set_observer([h = &hashers[f]](const void* p, size_t n) { h->update(p, n); });
+        if (outs[f].resumable) w->set_resumable();
+        writers.push_back(std::move(w));
+        if (start[f] > 0 && writers[f]->resume(start[f], outs[f].resume_bytes)) {
+            ++resumed;
+        } else {
+            start[f] = 0;
+            hashers[f].reset();
+        }
+    }
+    const JobTable table = plan_jobs(plans, start);
     QuantFilesResult res;
+    res.resumed = resumed;
     res.jobs_run = table.jobs.size();
     res.jobs_planned = table.planned;
     res.sizes.assign(outs.size(), 0);
@@ -178,23 +202,19 @@ QuantFilesResult quantize_files(const std::vector<QuantOutput>& outs, const Quan
         }
     }
 
-    std::vector<std::unique_ptr<GgufWriter>> writers;
-    std::vector<Sha256> hashers(outs.size());
-    for (size_t f = 0; f < outs.size(); ++f) {
-        auto w = std::make_unique<GgufWriter>(outs[f].path, outs[f].plan->alignment);
-        for (const GgufKv& kv : outs[f].plan->kvs) w->set(kv.key, kv.value);
-        for (const PlannedTensor& pt : outs[f].plan->tensors)
-            w->add_tensor(pt.src->name, pt.type, std::vector<int64_t>(pt.src->ne, pt.src->ne + pt.src->n_dims));
-        if (outs[f].hash) w->set_observer([h = &hashers[f]](const void* p, size_t n) { h->update(p, n); });
-        writers.push_back(std::move(w));
-    }
-    for (auto& w : writers) w->write_header();
+    for (size_t f = 0; f < outs.size(); ++f)
+        if (start[f] == 0) writers[f]->write_header();
+    auto last_checkpoint = Clock::now();
 
     const int n_threads = o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     std::vector<float> f32;
     std::vector<std::vector<uint8_t>> buf;
     size_t jobs_done = 0;
     for (size_t i = 0; i < order.size(); ++i) {
+        std::vector<size_t> active;  // the outputs that still need tensor i
+        for (size_t f = 0; f < outs.size(); ++f)
+            if (start[f] <= i) active.push_back(f);
+        if (active.empty()) continue;
         if (o.before_tensor) o.before_tensor(i);
         const GgufTensor& t = *order[i].src;
         const size_t j0 = table.tensor_begin[i], j1 = table.tensor_begin[i + 1];
@@ -249,8 +269,9 @@ QuantFilesResult quantize_files(const std::vector<QuantOutput>& outs, const Quan
             }
             // Writing and hashing, one output per thread at a time.
             std::atomic<size_t> next_out{0};
-            run_threads(std::min<int>(n_threads, static_cast<int>(outs.size())), [&](int) {
-                for (size_t f; (f = next_out.fetch_add(1)) < outs.size();) {
+            run_threads(std::min<int>(n_threads, static_cast<int>(active.size())), [&](int) {
+                for (size_t k; (k = next_out.fetch_add(1)) < active.size();) {
+                    const size_t f = active[k];
                     if (feed[f] < 0) {
                         writers[f]->write_tensor_data(t.data + static_cast<size_t>(r0) * src_row, static_cast<size_t>(n) * src_row);
                     } else {
@@ -280,6 +301,13 @@ QuantFilesResult quantize_files(const std::vector<QuantOutput>& outs, const Quan
         res.bytes_read += t.nbytes;
         // The source's pages of this tensor are not needed again: keep the resident set small.
         release_mapped_pages(t.data, t.nbytes);
+        if (o.on_checkpoint && i + 1 < order.size() && since(last_checkpoint) >= o.checkpoint_seconds) {
+            std::vector<std::pair<size_t, uint64_t>> at(outs.size(), {0, 0});
+            for (size_t f = 0; f < outs.size(); ++f)
+                if (outs[f].resumable) at[f].second = writers[f]->checkpoint(&at[f].first);
+            o.on_checkpoint(at);
+            last_checkpoint = Clock::now();
+        }
     }
     for (size_t f = 0; f < outs.size(); ++f) {
         writers[f]->finish();

@@ -14,6 +14,11 @@ struct QuantOutput {
     std::string path;
     const QuantPlan* plan = nullptr;  // over the same source as every other output
     bool hash = false;                // SHA-256 of the file, computed from the bytes as they are written
+    // Resumable: written through "<path>.partial", which survives an interruption; checkpoints (below)
+    // make its first tensors durable, and a later run continues from the last one.
+    bool resumable = false;
+    size_t resume_tensors = 0;        // > 0: continue the temporary from this checkpoint
+    uint64_t resume_bytes = 0;
 };
 
 // One quantization of one source tensor, shared by the outputs that hold the same result.
@@ -31,8 +36,9 @@ struct JobTable {
 };
 // The distinct jobs of `plans`, which must all be plans of the same source. Two outputs share a job when
 // they want the same type for a tensor with the same importance weights; weights do not count for the
-// types whose quantizers ignore them (Q8_0, the float types).
-JobTable plan_jobs(const std::vector<const QuantPlan*>& plans);
+// types whose quantizers ignore them (Q8_0, the float types). Output o takes part from tensor start[o]
+// (empty: from the first).
+JobTable plan_jobs(const std::vector<const QuantPlan*>& plans, const std::vector<size_t>& start = {});
 
 // Nanoseconds per element a quantizer takes, as measured on one core (IQ types cost a hundred times
 // Q4_0): the relative weights that make an ETA right before every type has been timed.
@@ -53,10 +59,15 @@ struct QuantFilesOptions {
     int threads = 0;                                        // <= 0: all hardware threads
     std::function<void(size_t tensor)> before_tensor;       // e.g. `gemma quantize`'s per-tensor lines
     std::function<void(const QuantProgress&)> on_progress;  // after every row batch
+    // Between tensors, at most this often: fsync every resumable output, then report (tensors done,
+    // bytes) per output (0, 0 for the others) so the caller can record where a later run may resume.
+    double checkpoint_seconds = 60;
+    std::function<void(const std::vector<std::pair<size_t, uint64_t>>&)> on_checkpoint;
 };
 
 struct QuantFilesResult {
     size_t jobs_run = 0, jobs_planned = 0;
+    size_t resumed = 0;                // outputs continued from a checkpoint
     std::vector<uint64_t> sizes;       // per output
     std::vector<std::string> sha256;   // per output (empty where not asked)
     uint64_t bytes_read = 0;           // source tensor bytes
