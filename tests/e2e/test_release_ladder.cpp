@@ -1,0 +1,146 @@
+// `gemma release` against llama-quantize's golden ladder, its job count, and disjoint --types runs sharing a folder.
+#include <gtest/gtest.h>
+
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+
+#include <filesystem>
+#include <map>
+#include <set>
+
+#include "gguf/gguf.h"
+#include "quant/ladder.h"
+#include "runtime/release.h"
+#include "support/gguf_compare.h"
+#include "support/golden.h"
+#include "gemma_paths.h"
+
+extern char** environ;
+
+namespace gemma {
+namespace {
+
+namespace fs = std::filesystem;
+
+ReleaseOptions golden_release(const std::string& out, bool imatrix) {
+    ReleaseOptions o;
+    o.source = test::golden("tiny-7b/tiny-7b-f32.gguf");
+    o.out_dir = out;
+    o.name = "t";
+    if (imatrix) o.imatrix_file = test::golden("tiny-7b/tiny-7b-imatrix.gguf");
+    o.threads = 2;
+    return o;
+}
+
+// The golden file a ladder name corresponds to (aliases are their _M files).
+std::string golden_file(const std::string& dir, std::string quant) {
+    if (quant == "Q3_K" || quant == "Q4_K" || quant == "Q5_K") quant += "_M";
+    return test::golden("tiny-7b/" + dir + "/tiny-7b-" + quant + ".gguf");
+}
+
+// Every (tensor, type) pair the files hold that differs from the source's own type: the quantizations a
+// release must run at least once.
+size_t distinct_pairs(const std::string& dir, const std::vector<ReleaseFile>& files) {
+    const auto src = GgufFile::open(test::golden("tiny-7b/tiny-7b-f32.gguf"));
+    std::set<std::pair<std::string, TypeId>> pairs;
+    for (const ReleaseFile& f : files) {
+        if (f.quant == "imatrix") continue;
+        const auto file = GgufFile::open(dir + "/" + f.file);
+        for (const GgufTensor& t : file->tensors())
+            if (t.type != src->tensor(t.name).type) pairs.insert({t.name, t.type});
+    }
+    return pairs.size();
+}
+
+size_t quantized_tensors(const std::string& dir, const std::vector<ReleaseFile>& files) {
+    size_t n = 0;
+    for (const ReleaseFile& f : files) {
+        if (f.quant == "imatrix") continue;
+        const auto file = GgufFile::open(dir + "/" + f.file);
+        for (const GgufTensor& t : file->tensors()) n += t.type != TypeId::F32;
+    }
+    return n;
+}
+
+TEST(ReleaseLadder, GoldenBytesWithOneJobPerDistinctTensorType) {
+    for (const bool imatrix : {true, false}) {
+        SCOPED_TRACE(imatrix ? "with the imatrix" : "without");
+        const std::string dir = test::temp_dir() + (imatrix ? "/qi" : "/q");
+        ReleaseOptions o = golden_release(dir, imatrix);
+        o.types = parse_release_types("all,IQ3_XXS");
+        const ReleaseResult r = make_release(o);
+        size_t compared = 0;
+        for (const ReleaseFile& f : r.files) {
+            if (f.quant == "imatrix") continue;
+            // Everything llama-quantize wrote, but the path it was given the imatrix by (Q8_0 is made
+            // without one: its quantizer ignores importance, so only the metadata would differ).
+            const bool with_im = imatrix && f.quant != "BF16" && f.quant != "Q8_0";
+            const std::string ref = golden_file(with_im ? "qi" : "q", f.quant);
+            EXPECT_EQ(test::gguf_difference(dir + "/" + f.file, ref, {"quantize.imatrix.file"}), "") << f.file;
+            ++compared;
+        }
+        EXPECT_EQ(compared, imatrix ? 24u : 22u);  // 22 published + IQ3_XXS + BF16; IQ3_XS/XXS need an imatrix
+        // One job per distinct (tensor, type): the alias files, and tensors several mixes agree on, cost nothing.
+        EXPECT_EQ(r.jobs_run, distinct_pairs(dir, r.files));
+        EXPECT_EQ(r.jobs_planned, quantized_tensors(dir, r.files));
+        EXPECT_LT(r.jobs_run * 10, r.jobs_planned * 7);
+    }
+}
+
+// Starts `gemma release ...`; returns its pid.
+pid_t spawn_release(std::vector<std::string> args) {
+    args.insert(args.begin(), {GEMMA_BINARY, "release"});
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+    pid_t pid = 0;
+    EXPECT_EQ(posix_spawn(&pid, GEMMA_BINARY, &fa, nullptr, argv.data(), environ), 0);
+    posix_spawn_file_actions_destroy(&fa);
+    return pid;
+}
+
+std::map<std::string, std::vector<uint8_t>> folder_files(const std::string& dir) {
+    std::map<std::string, std::vector<uint8_t>> m;
+    for (const auto& e : fs::directory_iterator(dir)) {
+        const std::string f = e.path().filename().string();
+        if (f[0] != '.') m[f] = test::read_file_bytes(e.path().string());
+    }
+    return m;
+}
+
+TEST(ReleaseLadder, DisjointTypesInParallelThenAFinalRunEqualOneRun) {
+    const std::string one = test::temp_dir() + "/one", shared = test::temp_dir() + "/shared";
+    const std::string a = "Q2_K,IQ3_S,Q4_K_S,Q4_K_M,Q6_K", b = "Q3_K_M,IQ4_XS,Q4_0,Q5_K_M,Q8_0";
+    ReleaseOptions o = golden_release(one, true);
+    o.types = parse_release_types(a + "," + b);
+    make_release(o);
+
+    // Both want the imatrix copy and the BF16 file too: whichever comes second waits for those, never for
+    // the other's ladder files.
+    const std::vector<std::string> common = {o.source, "--out", shared, "--name", "t", "--imatrix", o.imatrix_file, "-t", "1"};
+    std::vector<std::string> args_a = common, args_b = common;
+    args_a.insert(args_a.end(), {"--types", a});
+    args_b.insert(args_b.end(), {"--types", b});
+    const pid_t pa = spawn_release(args_a), pb = spawn_release(args_b);
+    for (const pid_t pid : {pa, pb}) {
+        int status = 0;
+        ASSERT_EQ(waitpid(pid, &status, 0), pid);
+        EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+    }
+    ReleaseOptions fin = o;
+    fin.out_dir = shared;
+    const ReleaseResult r = make_release(fin);
+    for (const ReleaseFile& f : r.files) EXPECT_TRUE(f.kept) << f.file;
+    EXPECT_EQ(r.jobs_run, 0u);
+    const auto want = folder_files(one), got = folder_files(shared);
+    EXPECT_EQ(got.size(), want.size());
+    for (const auto& [f, bytes] : want) EXPECT_TRUE(got.count(f) && got.at(f) == bytes) << f;
+}
+
+}  // namespace
+}  // namespace gemma
