@@ -56,6 +56,9 @@ struct GgufValue {
     std::string to_display(size_t max_elems = 8) const;  // short human-readable form for `gemma info`
 };
 
+// Same type and same value (arrays: same element type and elements).
+bool gguf_values_equal(const GgufValue& a, const GgufValue& b);
+
 struct GgufKv {
     std::string key;
     GgufValue value;

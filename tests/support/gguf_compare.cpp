@@ -7,22 +7,6 @@
 #include "gguf/gguf.h"
 
 namespace gemma::test {
-namespace {
-
-bool same_value(const GgufValue& a, const GgufValue& b) {
-    if (a.type != b.type) return false;
-    if (a.type == GgufType::ARRAY) {
-        if (a.elem_type != b.elem_type || a.count != b.count || a.raw != b.raw || a.strs != b.strs ||
-            a.arrays.size() != b.arrays.size())
-            return false;
-        for (size_t i = 0; i < a.arrays.size(); ++i)
-            if (!same_value(a.arrays[i], b.arrays[i])) return false;
-        return true;
-    }
-    return a.u64 == b.u64 && a.i64 == b.i64 && a.f64 == b.f64 && a.str == b.str;
-}
-
-}  // namespace
 
 std::string tensor_difference(const std::string& pa, const std::string& pb) {
     const auto a = GgufFile::open(pa), b = GgufFile::open(pb);
@@ -50,7 +34,7 @@ std::string gguf_difference(const std::string& pa, const std::string& pb, const 
         if (i >= ka.size()) return "only the second has key " + kb[i]->key;
         if (i >= kb.size()) return "only the first has key " + ka[i]->key;
         if (ka[i]->key != kb[i]->key) return "key " + std::to_string(i) + ": " + ka[i]->key + " vs " + kb[i]->key;
-        if (!same_value(ka[i]->value, kb[i]->value)) return "key " + ka[i]->key + ": different values";
+        if (!gguf_values_equal(ka[i]->value, kb[i]->value)) return "key " + ka[i]->key + ": different values";
     }
     if (a->alignment() != b->alignment()) return "different alignment";
     return tensor_difference(pa, pb);
