@@ -61,22 +61,60 @@ const float* norm(const GgufFile& f, const std::string& name, int64_t n, ModelWe
 
 ModelWeights ModelWeights::bind(const GgufFile& f, const ModelConfig& c) {
     ModelWeights w;
-    w.token_embd = matrix(f, "token_embd.weight", c.n_embd, c.n_vocab);
-    w.output = f.find_tensor("output.weight") ? matrix(f, "output.weight", c.n_embd, c.n_vocab) : w.token_embd;
-    w.output_norm = norm(f, "output_norm.weight", c.n_embd, w);
+    const ArchDesc& a = *c.desc;
+    const TensorDims dims = c.dims();
     w.layers.resize(static_cast<size_t>(c.n_layer));
-    for (int64_t i = 0; i < c.n_layer; ++i) {
-        const std::string p = "blk." + std::to_string(i) + ".";
-        LayerWeights& l = w.layers[static_cast<size_t>(i)];
-        l.attn_norm = norm(f, p + "attn_norm.weight", c.n_embd, w);
-        l.attn_q = matrix(f, p + "attn_q.weight", c.n_embd, c.q_dim());
-        l.attn_k = matrix(f, p + "attn_k.weight", c.n_embd, c.kv_dim());
-        l.attn_v = matrix(f, p + "attn_v.weight", c.n_embd, c.kv_dim());
-        l.attn_output = matrix(f, p + "attn_output.weight", c.q_dim(), c.n_embd);
-        l.ffn_norm = norm(f, p + "ffn_norm.weight", c.n_embd, w);
-        l.ffn_gate = matrix(f, p + "ffn_gate.weight", c.n_embd, c.n_ff);
-        l.ffn_up = matrix(f, p + "ffn_up.weight", c.n_embd, c.n_ff);
-        l.ffn_down = matrix(f, p + "ffn_down.weight", c.n_ff, c.n_embd);
+    // Order matters for the tied output: token_embd comes first in every description.
+    for (const TensorDef& d : a.tensors) {
+        for (int64_t il = 0; il < (d.per_layer ? c.n_layer : 1); ++il) {
+            const std::string name = gguf_tensor_name(d, il);
+            if (d.optional && !f.find_tensor(name)) continue;
+            const int64_t ne0 = tensor_dim(d.ne0, dims);
+            if (d.norm) {
+                const float* v = norm(f, name, ne0, w);
+                LayerWeights* l = d.per_layer ? &w.layers[static_cast<size_t>(il)] : nullptr;
+                switch (d.id) {
+                    case TensorId::OutputNorm: w.output_norm = v; break;
+                    case TensorId::AttnNorm: l->attn_norm = v; break;
+                    case TensorId::AttnQNorm: l->attn_q_norm = v; break;
+                    case TensorId::AttnKNorm: l->attn_k_norm = v; break;
+                    case TensorId::PostAttnNorm: l->post_attn_norm = v; break;
+                    case TensorId::FfnNorm: l->ffn_norm = v; break;
+                    case TensorId::PostFfwNorm: l->post_ffw_norm = v; break;
+                    default: GEMMA_ASSERT(false && "norm without a slot");
+                }
+                continue;
+            }
+            const ops::Matrix m = matrix(f, name, ne0, tensor_dim(d.ne1, dims));
+            if (d.id == TensorId::TokenEmbd) {
+                w.token_embd = m;
+                w.output = m;  // tied unless output.weight exists
+                continue;
+            }
+            if (d.id == TensorId::Output) {
+                w.output = m;
+                continue;
+            }
+            LayerWeights& l = w.layers[static_cast<size_t>(il)];
+            switch (d.id) {
+                case TensorId::AttnQ: l.attn_q = m; break;
+                case TensorId::AttnK: l.attn_k = m; break;
+                case TensorId::AttnV: l.attn_v = m; break;
+                case TensorId::AttnOutput: l.attn_output = m; break;
+                case TensorId::FfnGate: l.ffn_gate = m; break;
+                case TensorId::FfnUp: l.ffn_up = m; break;
+                case TensorId::FfnDown: l.ffn_down = m; break;
+                default: GEMMA_ASSERT(false && "matrix without a slot");
+            }
+        }
+    }
+    // A tensor of a layer the config does not have, or of another family, means the file is not what it says.
+    for (const GgufTensor& t : f.tensors()) {
+        int64_t il = -1;
+        const TensorDef* d = match_gguf_tensor(a, t.name, &il);
+        if (!d || il >= c.n_layer)
+            throw_error(f.path() + ": tensor '" + t.name + "' is not part of a " + a.label + " model with " +
+                        std::to_string(c.n_layer) + " layers (architecture '" + a.gguf_arch + "')");
     }
     return w;
 }

@@ -12,16 +12,21 @@ namespace gemma {
 
 class GgufFile;
 
+// Norm weights already carry Gemma's +1. Tensors a family lacks stay null (ArchDesc::tensors says which exist).
 struct LayerWeights {
-    const float* attn_norm = nullptr;  // [n_embd], norm weights already carry Gemma's +1
+    const float* attn_norm = nullptr;  // [n_embd]
     ops::Matrix attn_q;                // [n_embd -> n_head*head_dim]
     ops::Matrix attn_k;                // [n_embd -> n_head_kv*head_dim]
     ops::Matrix attn_v;                // [n_embd -> n_head_kv*head_dim]
+    const float* attn_q_norm = nullptr;  // [head_dim] Gemma 3: RMSNorm over each query head
+    const float* attn_k_norm = nullptr;  // [head_dim] Gemma 3: RMSNorm over each key head
     ops::Matrix attn_output;           // [n_head*head_dim -> n_embd]
+    const float* post_attn_norm = nullptr;  // [n_embd] Gemma 2/3: on the attention branch before the residual add
     const float* ffn_norm = nullptr;   // [n_embd]
     ops::Matrix ffn_gate;              // [n_embd -> n_ff]
     ops::Matrix ffn_up;                // [n_embd -> n_ff]
     ops::Matrix ffn_down;              // [n_ff -> n_embd]
+    const float* post_ffw_norm = nullptr;  // [n_embd] Gemma 2/3: on the FFN branch before the residual add
 };
 
 struct ModelWeights {
@@ -30,8 +35,8 @@ struct ModelWeights {
     const float* output_norm = nullptr;  // [n_embd]
     std::vector<LayerWeights> layers;
 
-    // Binds every tensor of `f` (which must outlive the weights). Throws gemma::Error naming the tensor
-    // and the expected vs actual shape, or an unsupported type.
+    // Binds every tensor the family's description lists (which `f` must outlive). Throws gemma::Error naming the
+    // tensor and the expected vs actual shape, an unsupported type, or a tensor the family does not have.
     static ModelWeights bind(const GgufFile& f, const ModelConfig& c);
 
     // Norm vectors stored in another type than F32 are widened into here (they are tiny).

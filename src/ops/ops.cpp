@@ -17,12 +17,14 @@ void rmsnorm(const float* x, const float* w, float* y, int64_t n, float eps) {
     for (int64_t i = 0; i < n; ++i) y[i] = (x[i] * s) * w[i];
 }
 
-void rope_neox_cache(int32_t pos, int64_t n_rot, float freq_base, float* cos_sin) {
+void rope_neox_cache(int32_t pos, int64_t n_rot, float freq_base, float freq_scale, float* cos_sin) {
     const float theta_scale = std::pow(freq_base, -2.0f / static_cast<float>(n_rot));
     float theta = static_cast<float>(pos);
     for (int64_t i = 0; i < n_rot / 2; ++i) {
-        cos_sin[2 * i] = std::cos(theta);
-        cos_sin[2 * i + 1] = std::sin(theta);
+        // ggml's rope_yarn with ext_factor 0: the interpolated angle freq_scale * theta (exact when the scale is 1).
+        const float t = freq_scale * theta;
+        cos_sin[2 * i] = std::cos(t);
+        cos_sin[2 * i + 1] = std::sin(t);
         theta *= theta_scale;
     }
 }
@@ -40,17 +42,18 @@ void rope_neox_apply(float* x, int64_t n_heads, int64_t head_dim, int64_t n_rot,
     }
 }
 
-void rope_neox(float* x, int64_t n_heads, int64_t head_dim, int64_t n_rot, int32_t pos, float freq_base) {
+void rope_neox(float* x, int64_t n_heads, int64_t head_dim, int64_t n_rot, int32_t pos, float freq_base,
+               float freq_scale) {
     // Gemma heads are at most a few hundred wide; a stack table avoids allocating per call.
     constexpr int64_t kMaxRot = 1024;
     float cs[kMaxRot];
     if (n_rot > kMaxRot) {
         std::vector<float> big(static_cast<size_t>(n_rot));
-        rope_neox_cache(pos, n_rot, freq_base, big.data());
+        rope_neox_cache(pos, n_rot, freq_base, freq_scale, big.data());
         rope_neox_apply(x, n_heads, head_dim, n_rot, big.data());
         return;
     }
-    rope_neox_cache(pos, n_rot, freq_base, cs);
+    rope_neox_cache(pos, n_rot, freq_base, freq_scale, cs);
     rope_neox_apply(x, n_heads, head_dim, n_rot, cs);
 }
 

@@ -11,10 +11,12 @@ void rmsnorm(const float* x, const float* w, float* y, int64_t n, float eps);
 // NEOX RoPE in place on n_heads heads of head_dim floats (pairs (i, i + head_dim/2)) at position pos.
 // theta_i = pos * theta_scale^i built by repeated f32 multiplication, as ggml_rope_cache_init does.
 // Only the first n_rot dimensions of each head rotate (n_rot = head_dim for Gemma).
-void rope_neox(float* x, int64_t n_heads, int64_t head_dim, int64_t n_rot, int32_t pos, float freq_base);
+// freq_scale is linear RoPE scaling (ggml's freq_scale, ext_factor 0): the angle becomes freq_scale * theta_i.
+void rope_neox(float* x, int64_t n_heads, int64_t head_dim, int64_t n_rot, int32_t pos, float freq_base,
+               float freq_scale = 1.0f);
 
 // The cos/sin table rope_neox uses (n_rot/2 pairs), for callers rotating many heads at one position.
-void rope_neox_cache(int32_t pos, int64_t n_rot, float freq_base, float* cos_sin /* [n_rot/2][2] */);
+void rope_neox_cache(int32_t pos, int64_t n_rot, float freq_base, float freq_scale, float* cos_sin /* [n_rot/2][2] */);
 void rope_neox_apply(float* x, int64_t n_heads, int64_t head_dim, int64_t n_rot, const float* cos_sin);
 
 // The tanh-approximation GELU as ggml evaluates it in f32 (ggml_gelu_f32).

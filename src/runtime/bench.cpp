@@ -94,7 +94,7 @@ double measure_read_bandwidth(ops::ThreadPool& pool, size_t bytes, int passes) {
 }
 
 BenchResult run_bench(const Model& model, const BenchParams& p) {
-    if (p.n_prompt < 0 || p.n_gen < 0) throw_error("bench: token counts must be >= 0");
+    if (p.n_prompt < 0 || p.n_gen < 0 || p.depth < 0) throw_error("bench: token counts must be >= 0");
     if (p.n_prompt == 0 && p.n_gen == 0) throw_error("bench: nothing to measure (both -p and -n are 0)");
     if (p.reps < 1) throw_error("bench: repetitions must be >= 1");
     auto say = [&](const std::string& s) { if (p.progress) p.progress(s); };
@@ -108,17 +108,41 @@ BenchResult run_bench(const Model& model, const BenchParams& p) {
     ops::ThreadPool pool(p.n_threads);
     r.threads = pool.size();
     ContextParams cp;
-    cp.n_ctx = std::max<int64_t>({p.n_prompt, p.n_gen, 32});
+    cp.n_ctx = std::max<int64_t>({static_cast<int64_t>(p.depth) + std::max(p.n_prompt, p.n_gen), 32});
     cp.n_batch = p.n_batch;
     cp.kv_type = p.kv_type;
+    cp.flash_attn = p.flash_attn;
     cp.pool = &pool;
     Context ctx(model, cp);
+    r.depth = p.depth;
+    r.kv_bytes = ctx.kv_cache().bytes();
 
     const int32_t n_vocab = static_cast<int32_t>(model.config().n_vocab);
     std::mt19937 rng(p.seed);
     std::uniform_int_distribution<int32_t> pick(0, n_vocab - 1);
-    std::vector<int32_t> tokens(static_cast<size_t>(std::max(p.n_prompt, p.n_gen)));
+    std::vector<int32_t> tokens(static_cast<size_t>(std::max({p.n_prompt, p.n_gen, p.depth})));
     for (auto& t : tokens) t = pick(rng);
+    // Each repetition starts from `depth` tokens in the cache: filled once, then reused by rolling back (filled
+    // again only when a sliding-window ring no longer holds what position `depth` sees).
+    bool filled = false;
+    auto start_at_depth = [&] {
+        if (p.depth == 0) {
+            ctx.kv_cache().clear();
+            return;
+        }
+        if (filled && ctx.kv_cache().resume_point(p.depth) == p.depth) {
+            ctx.kv_cache().set_n_past(p.depth);
+            return;
+        }
+        ctx.kv_cache().clear();
+        const auto t0 = Clock::now();
+        for (int64_t i = 0; i < p.depth; i += p.n_batch)
+            ctx.eval(std::span<const int32_t>(tokens.data() + i, static_cast<size_t>(std::min<int64_t>(p.n_batch, p.depth - i))));
+        filled = true;
+        char buf[96];
+        std::snprintf(buf, sizeof buf, "filled the cache to depth %d in %.1f s", p.depth, seconds_since(t0));
+        say(buf);
+    };
 
     // Warm-up: pages the weights in and wakes the threads; a short prompt and one decode step suffice.
     {
@@ -131,7 +155,7 @@ BenchResult run_bench(const Model& model, const BenchParams& p) {
     if (p.n_prompt > 0) {
         r.pp.n_tokens = p.n_prompt;
         for (int rep = 0; rep < p.reps; ++rep) {
-            ctx.kv_cache().clear();
+            start_at_depth();
             const auto t0 = Clock::now();
             ctx.eval(std::span<const int32_t>(tokens.data(), static_cast<size_t>(p.n_prompt)));
             r.pp.samples.push_back(p.n_prompt / seconds_since(t0));
@@ -144,7 +168,7 @@ BenchResult run_bench(const Model& model, const BenchParams& p) {
     if (p.n_gen > 0) {
         r.tg.n_tokens = p.n_gen;
         for (int rep = 0; rep < p.reps; ++rep) {
-            ctx.kv_cache().clear();  // as llama-bench: generation from an empty cache
+            start_at_depth();  // as llama-bench: from an empty cache, or one `depth` tokens deep
             const auto t0 = Clock::now();
             for (int32_t i = 0; i < p.n_gen; ++i) ctx.decode(tokens[static_cast<size_t>(i)]);
             r.tg.samples.push_back(p.n_gen / seconds_since(t0));
@@ -171,6 +195,8 @@ std::string BenchResult::to_json() const {
     nlohmann::json j{{"model", model},
                      {"size_bytes", size_bytes},
                      {"threads", threads},
+                     {"depth", depth},
+                     {"kv_bytes", kv_bytes},
                      {"pp", stat(pp)},
                      {"tg", stat(tg)},
                      {"read_bandwidth_gbs", read_bandwidth_gbs},
@@ -185,12 +211,17 @@ std::string BenchResult::to_table() const {
     std::snprintf(buf, sizeof buf, "model       %s (%.2f GiB file, %.2f GiB of weights), %d threads\n", model.c_str(),
                   static_cast<double>(size_bytes) / (1 << 30), static_cast<double>(weight_bytes) / (1 << 30), threads);
     out += buf;
+    const std::string deep = depth > 0 ? " (both tests start " + std::to_string(depth) + " tokens deep)" : "";
+    std::snprintf(buf, sizeof buf, "KV cache    %.1f MiB%s\n", static_cast<double>(kv_bytes) / (1 << 20), deep.c_str());
+    out += buf;
     if (pp.n_tokens > 0) {
-        std::snprintf(buf, sizeof buf, "pp%-8d  %9.2f ± %.2f tokens/s\n", pp.n_tokens, pp.tokens_per_s, pp.sd);
+        const std::string name = "pp" + std::to_string(pp.n_tokens) + (depth > 0 ? "@d" + std::to_string(depth) : "");
+        std::snprintf(buf, sizeof buf, "%-10s  %9.2f ± %.2f tokens/s\n", name.c_str(), pp.tokens_per_s, pp.sd);
         out += buf;
     }
     if (tg.n_tokens > 0) {
-        std::snprintf(buf, sizeof buf, "tg%-8d  %9.2f ± %.2f tokens/s   reads %.1f GB/s of weights", tg.n_tokens,
+        const std::string name = "tg" + std::to_string(tg.n_tokens) + (depth > 0 ? "@d" + std::to_string(depth) : "");
+        std::snprintf(buf, sizeof buf, "%-10s  %9.2f ± %.2f tokens/s   reads %.1f GB/s of weights", name.c_str(),
                       tg.tokens_per_s, tg.sd, tg_read_gbs());
         out += buf;
         if (read_bandwidth_gbs > 0) {

@@ -18,6 +18,8 @@ struct BenchParams {
     int n_threads = 0;        // <= 0: all cores
     int64_t n_batch = 512;
     TypeId kv_type = TypeId::F16;
+    bool flash_attn = false;
+    int32_t depth = 0;        // both tests run after this many tokens already sit in the KV cache (llama-bench -d)
     // Buffer of the streaming-read test; it must dwarf the caches. 0 skips the test.
     size_t bandwidth_bytes = size_t{512} << 20;
     uint32_t seed = 1234;     // of the random token ids fed to the model
@@ -36,6 +38,8 @@ struct BenchResult {
     uint64_t size_bytes = 0;      // the file size
     uint64_t weight_bytes = 0;    // bytes of all tensors: what one generated token reads
     int threads = 0;
+    int32_t depth = 0;
+    uint64_t kv_bytes = 0;        // the KV cache the tests ran with (its size when full)
     BenchStat pp, tg;
     double read_bandwidth_gbs = 0;   // measured streaming read (GB/s = 1e9 bytes/s)
     double tg_read_gbs() const { return static_cast<double>(weight_bytes) * tg.tokens_per_s / 1e9; }

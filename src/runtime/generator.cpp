@@ -3,7 +3,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <climits>
 #include <cstdio>
+#include <random>
 
 namespace gemma {
 namespace {
@@ -65,6 +67,15 @@ Generator::Generator(Context& ctx, const Tokenizer& tok)
 void Generator::clear() {
     cached_.clear();
     ctx_.kv_cache().clear();
+    if (drafter_) drafter_->clear();
+}
+
+void Generator::set_drafter(Drafter* drafter) {
+    drafter_ = drafter;
+    draft_stats_ = {};
+    if (drafter && drafter->context().n_ctx() < ctx_.n_ctx())
+        throw_error("the draft context holds " + std::to_string(drafter->context().n_ctx()) +
+                    " positions, fewer than the target's " + std::to_string(ctx_.n_ctx()));
 }
 
 const float* Generator::prefill(std::span<const TokenId> prompt, const std::atomic<bool>* cancel,
@@ -78,6 +89,8 @@ const float* Generator::prefill(std::span<const TokenId> prompt, const std::atom
     if (static_cast<int64_t>(cached_.size()) > ctx_.n_past()) cached_.resize(static_cast<size_t>(ctx_.n_past()));
     size_t keep = common_prefix(cached_, prompt);
     if (keep == prompt.size()) --keep;  // the logits of the last token are needed again
+    // A sliding-window cache far past the common prefix no longer holds what the prefix's next token sees.
+    keep = static_cast<size_t>(ctx_.kv_cache().resume_point(static_cast<int64_t>(keep)));
     cached_.resize(keep);
     ctx_.kv_cache().set_n_past(static_cast<int64_t>(keep));
     if (timings) {
@@ -161,28 +174,20 @@ GenerationResult Generator::generate(std::span<const TokenId> prompt, const Gene
     const Vocab& vocab = tok_.vocab();
     const auto t0 = Clock::now();
     std::chrono::nanoseconds sample_time{0};
-    StopReason reason = StopReason::None;
-    for (;;) {
-        if (params.max_tokens >= 0 && static_cast<int64_t>(result.tokens.size()) >= params.max_tokens) {
-            reason = StopReason::MaxTokens;
-            break;
-        }
-        if (raised(params.cancel)) {
-            reason = StopReason::Cancelled;
-            break;
-        }
-        const auto ts = Clock::now();
-        const TokenId t = sampler_.sample(logits);
-        sampler_.accept(t);
+    auto at_limit = [&] {
+        return params.max_tokens >= 0 && static_cast<int64_t>(result.tokens.size()) >= params.max_tokens;
+    };
+    // Reports one chosen token (already sampled and accepted; `row` is the logits it was chosen from); anything
+    // but None ends the generation.
+    auto emit = [&](TokenId t, const float* row) -> StopReason {
         float logprob = 0.0f;
-        if (params.n_probs > 0) logprob = sampler_.logprobs(logits, t, params.n_probs, params.logprob_source, &top_);
-        sample_time += Clock::now() - ts;
-        result.tokens.push_back(t);
-
-        if (!params.ignore_eog && vocab.is_eog(t)) {
-            reason = StopReason::Eog;
-            break;
+        if (params.n_probs > 0) {
+            const auto ts = Clock::now();
+            logprob = sampler_.logprobs(row, t, params.n_probs, params.logprob_source, &top_);
+            sample_time += Clock::now() - ts;
         }
+        result.tokens.push_back(t);
+        if (!params.ignore_eog && vocab.is_eog(t)) return StopReason::Eog;
         tok_.append_piece(t, params.special, &pending_);
         size_t stop_at = std::string::npos;
         for (const std::string& s : params.stop) {
@@ -195,20 +200,42 @@ GenerationResult Generator::generate(std::span<const TokenId> prompt, const Gene
         if (stop_at != std::string::npos) {
             release(stop_at, t, logprob, &result, on_token);
             pending_.clear();
-            reason = StopReason::StopString;
-            break;
+            return StopReason::StopString;
         }
         size_t n = pending_.size() - std::max(stop_hold(params.stop), utf8_incomplete_tail(pending_));
         // Never cut a character in two, even for a stop string that starts inside one.
         for (int back = 0; back < 3 && n > 0 && n < pending_.size() &&
                            (static_cast<unsigned char>(pending_[n]) & 0xC0) == 0x80; ++back)
             --n;
-        if (!release(n, t, logprob, &result, on_token)) {
-            reason = StopReason::Cancelled;
-            break;
+        if (!release(n, t, logprob, &result, on_token)) return StopReason::Cancelled;
+        // The last token is not evaluated: nothing would use its logits.
+        return at_limit() ? StopReason::MaxTokens : StopReason::None;
+    };
+    // Drafting needs the target's rows for every drafted position, and post-sampling log-probs would need the
+    // sampler's state per row: those runs decode plainly.
+    const bool drafting = drafter_ && !(params.n_probs > 0 && params.logprob_source == LogprobSource::PostSampling);
+    std::mt19937 verify_rng(result.seed ^ 0x9E3779B9u);
+    if (drafting) {
+        SamplerParams dsp = params.sampling;
+        dsp.seed = result.seed;  // the seed in use, so a seeded run drafts the same way every time
+        drafter_->start(dsp);
+    }
+    StopReason reason = StopReason::None;
+    TokenId next = kNoToken;  // chosen and reported, not yet evaluated
+    while (reason == StopReason::None) {
+        if (next == kNoToken) {
+            if (at_limit()) {
+                reason = StopReason::MaxTokens;
+                break;
+            }
+            const auto ts = Clock::now();
+            next = sampler_.sample(logits);
+            sampler_.accept(next);
+            sample_time += Clock::now() - ts;
+            if ((reason = emit(next, logits)) != StopReason::None) break;
         }
-        if (params.max_tokens >= 0 && static_cast<int64_t>(result.tokens.size()) >= params.max_tokens) {
-            reason = StopReason::MaxTokens;  // the last token is not evaluated: nothing would use its logits
+        if (raised(params.cancel)) {
+            reason = StopReason::Cancelled;
             break;
         }
         if (ctx_.n_past() >= ctx_.n_ctx()) {
@@ -217,8 +244,44 @@ GenerationResult Generator::generate(std::span<const TokenId> prompt, const Gene
                              " positions of the KV cache are used (use a larger context, or start over)";
             break;
         }
-        logits = ctx_.decode(t);
-        cached_.push_back(t);
+        if (drafting) {
+            // Drafts for the tokens after `next`: at most what the token limit and the context leave room for.
+            int64_t room = ctx_.n_ctx() - ctx_.n_past() - 1;
+            if (params.max_tokens >= 0) room = std::min<int64_t>(room, params.max_tokens - static_cast<int64_t>(result.tokens.size()));
+            std::vector<TokenId>& hist = draft_history_;
+            hist.assign(cached_.begin(), cached_.end());
+            hist.push_back(next);
+            const std::span<const TokenId> drafts =
+                room > 0 ? drafter_->propose(hist, static_cast<int32_t>(std::min<int64_t>(room, INT32_MAX)))
+                         : std::span<const TokenId>();
+            if (!drafts.empty()) {
+                // One pass over the target's weights checks every draft; rejected ones are rolled back.
+                batch_.assign(1, next);
+                batch_.insert(batch_.end(), drafts.begin(), drafts.end());
+                const auto nv = static_cast<size_t>(ctx_.config().n_vocab);
+                rows_.resize(batch_.size() * nv);
+                verify_scratch_.resize(nv, 0.0f);
+                ctx_.forward(batch_, static_cast<int32_t>(ctx_.n_past()), static_cast<int32_t>(batch_.size()), rows_.data());
+                emitted_.clear();
+                const auto ts = Clock::now();
+                const int32_t kept = verify_drafts(sampler_, rows_.data(), static_cast<int64_t>(nv), drafts,
+                                                   drafter_->dists(), verify_rng, verify_scratch_, &emitted_);
+                sample_time += Clock::now() - ts;
+                draft_stats_.n_steps += 1;
+                draft_stats_.n_drafted += static_cast<int64_t>(drafts.size());
+                draft_stats_.n_accepted += kept;
+                cached_.insert(cached_.end(), batch_.begin(), batch_.begin() + 1 + kept);
+                ctx_.kv_cache().set_n_past(static_cast<int64_t>(cached_.size()));
+                next = kNoToken;
+                for (size_t i = 0; i < emitted_.size() && reason == StopReason::None; ++i)
+                    reason = emit(emitted_[i], rows_.data() + i * nv);
+                if (reason == StopReason::None) next = emitted_.back();
+                continue;
+            }
+        }
+        logits = ctx_.decode(next);
+        cached_.push_back(next);
+        next = kNoToken;
     }
     // Whatever was held back can no longer become a stop string.
     if (reason != StopReason::StopString && !pending_.empty()) release(pending_.size(), kNoToken, 0.0f, &result, on_token);
@@ -226,6 +289,7 @@ GenerationResult Generator::generate(std::span<const TokenId> prompt, const Gene
     tm.n_gen = static_cast<int64_t>(result.tokens.size());
     tm.gen_ms = ms_since(t0);
     tm.sample_ms = std::chrono::duration<double, std::milli>(sample_time).count();
+    result.draft = draft_stats_;
     return result;
 }
 

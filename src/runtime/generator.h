@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "model/context.h"
 #include "runtime/sampler.h"
+#include "runtime/speculative.h"
 #include "tokenizer/tokenizer.h"
 
 namespace gemma {
@@ -73,6 +74,7 @@ struct GenerationResult {
     std::string message;           // why it stopped, for ContextFull (a sentence for the user)
     uint32_t seed = 0;             // the sampler seed used (the drawn one when it was random)
     GenerationTimings timings;
+    DraftStats draft;              // speculative decoding, since the drafter was set (zero without one)
 };
 
 // Owns the mapping "KV cache slot i holds token cached_tokens()[i]" for its Context, so each new prompt
@@ -90,6 +92,11 @@ public:
 
     GenerationResult generate(std::span<const TokenId> prompt, const GenerateParams& params,
                               const TokenCallback& on_token = {});
+
+    // Speculative decoding: drafts from `drafter` (whose model must share the vocabulary; see check_same_vocab)
+    // are checked in one target pass each step. Greedy output is token for token what plain decoding gives;
+    // sampled output follows the same distribution. nullptr turns it off.
+    void set_drafter(Drafter* drafter);
 
     // Forgets the cache (the next prompt is evaluated in full).
     void clear();
@@ -109,6 +116,10 @@ private:
     std::vector<TokenId> cached_;
     std::string pending_;               // decoded bytes not yet released (incomplete UTF-8, stop-string prefixes)
     std::vector<TokenLogprob> top_;     // scratch for n_probs
+    Drafter* drafter_ = nullptr;
+    DraftStats draft_stats_;
+    std::vector<TokenId> draft_history_, batch_, emitted_;
+    std::vector<float> rows_, verify_scratch_;  // target logits of a verification pass; verify_drafts' scratch
 };
 
 // Longest common prefix of two token sequences.

@@ -1,5 +1,5 @@
-// Collects llama-imatrix's statistics through the forward pass's debug hook: the four distinct matmul
-// inputs of a Gemma block are summed once and shared by the weights that read them (q/k/v, gate/up).
+// Collects llama-imatrix's statistics through the forward pass's debug hook: each distinct matmul input of a block
+// (the family's tensor table names it) is summed once and shared by the weights that read it (q/k/v, gate/up).
 #include "runtime/imatrix_collect.h"
 
 #include <algorithm>
@@ -13,18 +13,19 @@
 namespace gemma {
 namespace {
 
-// The hook names of the matmul inputs and the weights each one feeds.
+// The hook names of the matmul inputs and the weights each one feeds, from the family's tensor table.
 struct InputSite {
-    const char* hook;
-    std::vector<const char*> weights;
+    std::string hook;
+    std::vector<std::string> weights;  // GGUF names without "blk.N."
 };
-const std::vector<InputSite>& input_sites() {
-    static const std::vector<InputSite> sites = {
-        {"attn_norm", {"attn_q", "attn_k", "attn_v"}},
-        {"kqv_out", {"attn_output"}},
-        {"ffn_norm", {"ffn_gate", "ffn_up"}},
-        {"ffn_geglu", {"ffn_down"}},
-    };
+std::vector<InputSite> input_sites(const ArchDesc& a) {
+    std::vector<InputSite> sites;
+    for (const TensorDef& d : a.tensors) {
+        if (!d.input || !d.per_layer) continue;
+        auto it = std::find_if(sites.begin(), sites.end(), [&](const InputSite& s) { return s.hook == d.input; });
+        if (it == sites.end()) it = sites.insert(sites.end(), InputSite{d.input, {}});
+        it->weights.emplace_back(d.gguf);
+    }
     return sites;
 }
 
@@ -43,7 +44,7 @@ ImatrixRun collect_imatrix(const Model& model, std::span<const int32_t> tokens, 
     const ModelConfig& cfg = model.config();
     const ChunkPlan plan = plan_chunks(tokens.size(), p.ctx, p.chunks, cfg.n_ctx_train, static_cast<int>(kMinRows));
     const Vocab vocab = Vocab::from_gguf(model.gguf());
-    const auto& sites = input_sites();
+    const std::vector<InputSite> sites = input_sites(*cfg.desc);
     std::vector<Stat> stats(static_cast<size_t>(cfg.n_layer) * sites.size());
 
     ContextParams cp;
@@ -83,20 +84,14 @@ ImatrixRun collect_imatrix(const Model& model, std::span<const int32_t> tokens, 
     // the logits buffer at n_batch rows whatever the chunk size.
     const int64_t n_batch = ctx.n_batch();
     std::vector<float> logits(static_cast<size_t>(n_batch) * static_cast<size_t>(cfg.n_vocab));
-    std::vector<int32_t> pos, rows;
     NllSum nll;
     for (int c = 0; c < plan.n_chunks; ++c) {
         const std::vector<int32_t> chunk = chunk_tokens(tokens, plan, c, vocab.bos(), vocab.add_bos());
         ctx.kv_cache().clear();
         for (int64_t b0 = 0; b0 < plan.ctx; b0 += n_batch) {
             const int64_t nb = std::min<int64_t>(n_batch, plan.ctx - b0);
-            pos.resize(static_cast<size_t>(nb));
-            rows.resize(static_cast<size_t>(nb));
-            for (int64_t i = 0; i < nb; ++i) {
-                pos[static_cast<size_t>(i)] = static_cast<int32_t>(b0 + i);
-                rows[static_cast<size_t>(i)] = static_cast<int32_t>(i);
-            }
-            ctx.forward(std::span<const int32_t>(chunk.data() + b0, static_cast<size_t>(nb)), pos, rows, logits.data());
+            ctx.forward(std::span<const int32_t>(chunk.data() + b0, static_cast<size_t>(nb)), static_cast<int32_t>(b0),
+                        static_cast<int32_t>(nb), logits.data());
             for (int64_t i = 0; i < nb; ++i) {
                 const int64_t g = b0 + i;  // logits of position g predict token g + 1
                 if (g < first || g >= plan.ctx - 1) continue;
@@ -117,12 +112,12 @@ ImatrixRun collect_imatrix(const Model& model, std::span<const int32_t> tokens, 
         for (size_t s = 0; s < sites.size(); ++s) {
             const Stat& st = stats[static_cast<size_t>(l) * sites.size() + s];
             if (st.sums.empty()) continue;
-            for (const char* w : sites[s].weights) {
+            for (const std::string& w : sites[s].weights) {
                 ImatrixEntry e;
                 e.ne0 = st.ne0;
                 e.sums = st.sums;
                 e.counts = {static_cast<float>(st.count)};
-                im.entries["blk." + std::to_string(l) + "." + w + ".weight"] = std::move(e);
+                im.entries["blk." + std::to_string(l) + "." + w] = std::move(e);
             }
         }
     if (im.entries.empty()) throw_error("imatrix: no matmul saw 16 or more rows; nothing was collected");

@@ -141,7 +141,7 @@ double token_nll(const float* logits, int64_t n_vocab, int32_t tok) {
 
 namespace {
 
-// Logits of rows [first, ctx-1) of one chunk (those rows predict the scored tokens first+1 .. ctx-1).
+// Logits of rows [first, ctx) of one chunk (rows first .. ctx-2 predict the scored tokens first+1 .. ctx-1).
 void eval_chunk(const Model& m, ops::ThreadPool& pool, int64_t n_batch, const std::vector<int32_t>& chunk, int first,
                 std::vector<float>* logits) {
     const int ctx = static_cast<int>(chunk.size());
@@ -150,11 +150,8 @@ void eval_chunk(const Model& m, ops::ThreadPool& pool, int64_t n_batch, const st
     cp.n_batch = n_batch;
     cp.pool = &pool;
     Context c(m, cp);
-    std::vector<int32_t> pos(chunk.size()), rows;
-    for (int i = 0; i < ctx; ++i) pos[static_cast<size_t>(i)] = i;
-    for (int i = first; i < ctx - 1; ++i) rows.push_back(i);
-    logits->resize(rows.size() * static_cast<size_t>(m.config().n_vocab));
-    c.forward(chunk, pos, rows, logits->data());
+    logits->resize(static_cast<size_t>(ctx - first) * static_cast<size_t>(m.config().n_vocab));
+    c.forward(chunk, 0, ctx - first, logits->data());
 }
 
 void finish_kl(Acc& a) {

@@ -25,20 +25,21 @@ Scheduler::Scheduler(const Model& model, const Tokenizer& tok, const SchedulerPa
         throw_error("the tokenizer has " + std::to_string(tok.vocab().size()) + " tokens but the model only " +
                     std::to_string(c.n_vocab));
     pool_ = std::make_unique<ops::ThreadPool>(params.n_threads);
-    BatchContextParams bp;
-    bp.n_ctx = params.n_ctx > 0 ? params.n_ctx : std::min<int64_t>(c.n_ctx_train, 4096);
+    EngineParams bp;
     bp.n_batch = std::max<int64_t>(params.n_batch, params.n_slots);
     bp.kv_type = params.kv_type;
     bp.pool = pool_.get();
-    ctx_ = std::make_unique<BatchContext>(model, bp);
-    n_ctx_ = ctx_->n_ctx();
+    ctx_ = make_cpu_engine(model, bp);
+    n_ctx_ = params.n_ctx > 0 ? params.n_ctx : default_n_ctx(*ctx_, params.n_slots);
     slots_.resize(static_cast<size_t>(params.n_slots));
     info_.resize(slots_.size());
     running_.resize(slots_.size());
     for (size_t i = 0; i < slots_.size(); ++i) {
         Slot& s = slots_[i];
         s.id = static_cast<int>(i);
-        s.kv = ctx_->make_cache();
+        s.kv = ctx_->make_cache(n_ctx_);
+        n_ctx_ = s.kv->n_ctx();
+        kv_bytes_ += s.kv->bytes();
         s.sampler = std::make_unique<Sampler>(static_cast<int32_t>(c.n_vocab), SamplerParams{},
                                               static_cast<int32_t>(n_ctx_));
         s.cached.reserve(static_cast<size_t>(n_ctx_));
@@ -152,6 +153,8 @@ void Scheduler::start(Slot& s, std::shared_ptr<Task> task) {
     }
     size_t keep = std::min(common_prefix(s.cached, req.prompt), static_cast<size_t>(s.kv->n_past()));
     if (keep == req.prompt.size()) --keep;  // the logits after the last prompt token are needed again
+    // A sliding-window cache far past the common prefix no longer holds what the prefix's next token sees.
+    keep = static_cast<size_t>(s.kv->resume_point(static_cast<int64_t>(keep)));
     s.cached.resize(keep);
     s.kv->set_n_past(static_cast<int64_t>(keep));
     s.n_prefilled = keep;
@@ -178,7 +181,7 @@ void Scheduler::step() {
     for (Slot& s : slots_) {
         if (s.state != State::Decode || !s.task) continue;
         chunks.push_back(SeqChunk{s.kv.get(), std::span<const int32_t>(&s.next, 1),
-                                  static_cast<int32_t>(s.cached.size()), true});
+                                  static_cast<int32_t>(s.cached.size()), 1});
         in_batch.push_back(&s);
         --budget;
     }
@@ -192,13 +195,13 @@ void Scheduler::step() {
         if (m == 0) break;
         const bool last = s->n_prefilled + m == prompt.size();
         chunks.push_back(SeqChunk{s->kv.get(), std::span<const int32_t>(prompt).subspan(s->n_prefilled, m),
-                                  static_cast<int32_t>(s->n_prefilled), last});
+                                  static_cast<int32_t>(s->n_prefilled), last ? 1 : 0});
         in_batch.push_back(s);
         budget -= static_cast<int64_t>(m);
     }
     if (chunks.empty()) return;
     for (size_t i = 0; i < chunks.size(); ++i)
-        if (chunks[i].logits) outputs.push_back(in_batch[i]);
+        if (chunks[i].n_logits > 0) outputs.push_back(in_batch[i]);
 
     try {
         ctx_->forward(chunks, logits_.data());

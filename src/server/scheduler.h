@@ -8,7 +8,7 @@
 #include <thread>
 #include <vector>
 
-#include "model/batch_context.h"
+#include "model/engine.h"
 #include "model/model.h"
 #include "ops/thread_pool.h"
 #include "server/task.h"
@@ -18,7 +18,7 @@ namespace gemma::server {
 
 struct SchedulerParams {
     int n_slots = 4;
-    int64_t n_ctx = 0;          // positions per slot; 0: min(n_ctx_train, 4096)
+    int64_t n_ctx = 0;          // positions per slot; 0: the model's context length, capped by memory
     // Tokens per pass: one per decoding slot, the rest for prompts. Small enough that a new prompt
     // does not stall the streams for long and that a cancel is honoured within one pass; the CPU
     // kernels gain nothing from bigger batches (their tiles are a few tokens wide).
@@ -50,6 +50,7 @@ public:
     void cancel_all();
 
     int64_t n_ctx() const { return n_ctx_; }
+    size_t kv_bytes() const { return kv_bytes_; }  // all slots' caches when full
     int n_slots() const { return static_cast<int>(slots_.size()); }
     std::vector<SlotInfo> slots() const;
     int n_queued() const;
@@ -58,7 +59,7 @@ private:
     enum class State { Idle, Prefill, Decode };
     struct Slot {
         int id = 0;
-        std::unique_ptr<KvCache> kv;
+        std::unique_ptr<SeqCache> kv;
         std::unique_ptr<Sampler> sampler;
         std::vector<TokenId> cached;   // the tokens whose K/V the cache holds, in order
         State state = State::Idle;
@@ -87,8 +88,9 @@ private:
     const Tokenizer& tok_;
     SchedulerParams params_;
     std::unique_ptr<ops::ThreadPool> pool_;
-    std::unique_ptr<BatchContext> ctx_;
+    std::unique_ptr<Engine> ctx_;
     int64_t n_ctx_ = 0;
+    size_t kv_bytes_ = 0;
     std::vector<Slot> slots_;
     std::vector<float> logits_;
 

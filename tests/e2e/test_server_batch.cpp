@@ -1,4 +1,5 @@
-// BatchContext (the server's continuous batching) gives bit-identical logits to Context, whatever shares the batch.
+// The engine's multi-sequence batches (the server's continuous batching) give bit-identical logits to Context,
+// whatever shares the batch.
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -8,7 +9,7 @@
 
 #include "convert/synth.h"
 #include "core/error.h"
-#include "model/batch_context.h"
+#include "model/engine.h"
 #include "model/context.h"
 #include "model/model.h"
 #include "quant/quantize_model.h"
@@ -48,7 +49,8 @@ ops::ThreadPool& pool() {
 // Three sequences: prompts of different lengths, then a few decode steps of fixed tokens.
 const std::vector<std::vector<int32_t>> kPrompts = {{2, 600, 601, 602, 603, 604, 605}, {2, 700, 701, 702, 703},
                                                     {2, 800, 801}};
-const std::vector<int32_t> kDecode = {900, 901, 902, 903};
+// Enough decode steps that every sequence passes the golden Gemma 2/3 models' 16-token sliding window.
+const std::vector<int32_t> kDecode = {900, 901, 902, 903, 904, 905, 906, 907, 908, 909, 910, 911, 912, 913, 914, 915, 916, 917};
 
 // Logits of every step (prompt end, then each decode token) per sequence, through Context alone.
 std::vector<std::vector<float>> reference(const Model& m, TypeId kv) {
@@ -75,14 +77,13 @@ void check_model(const std::string& path, TypeId kv) {
     const auto V = static_cast<size_t>(model->config().n_vocab);
     const auto want = reference(*model, kv);
 
-    BatchContextParams bp;
-    bp.n_ctx = kCtx;
+    EngineParams bp;
     bp.n_batch = 16;
     bp.kv_type = kv;
     bp.pool = &pool();
-    BatchContext bc(*model, bp);
-    std::vector<std::unique_ptr<KvCache>> caches;
-    for (size_t s = 0; s < kPrompts.size(); ++s) caches.push_back(bc.make_cache());
+    const auto bc = make_cpu_engine(*model, bp);
+    std::vector<std::unique_ptr<SeqCache>> caches;
+    for (size_t s = 0; s < kPrompts.size(); ++s) caches.push_back(bc->make_cache(kCtx));
     std::vector<std::vector<float>> got(kPrompts.size());
     std::vector<float> logits(kPrompts.size() * V);
 
@@ -96,18 +97,18 @@ void check_model(const std::string& path, TypeId kv) {
             const auto& pr = kPrompts[s];
             if (m == 0) {
                 chunks.push_back({caches[s].get(), std::span<const int32_t>(&kDecode[n_dec[s]], 1),
-                                  static_cast<int32_t>(pr.size() + n_dec[s]), true});
+                                  static_cast<int32_t>(pr.size() + n_dec[s]), 1});
                 ++n_dec[s];
                 outs.push_back(s);
             } else {
                 const bool last = prefilled[s] + m == pr.size();
                 chunks.push_back({caches[s].get(), std::span<const int32_t>(pr).subspan(prefilled[s], m),
-                                  static_cast<int32_t>(prefilled[s]), last});
+                                  static_cast<int32_t>(prefilled[s]), last ? 1 : 0});
                 prefilled[s] += m;
                 if (last) outs.push_back(s);
             }
         }
-        bc.forward(chunks, logits.data());
+        bc->forward(chunks, logits.data());
         for (size_t k = 0; k < outs.size(); ++k)
             got[outs[k]].insert(got[outs[k]].end(), logits.begin() + static_cast<ptrdiff_t>(k * V),
                                 logits.begin() + static_cast<ptrdiff_t>((k + 1) * V));
@@ -119,6 +120,7 @@ void check_model(const std::string& path, TypeId kv) {
     step({{2, 0}, {0, 0}, {1, 0}});
     step({{1, 0}, {2, 0}});
     step({{2, 0}, {1, 0}});
+    while (n_dec[0] < kDecode.size()) step({{0, 0}, {1, 0}, {2, 0}});
     step({{2, 0}});
     for (size_t s = 0; s < kPrompts.size(); ++s) {
         ASSERT_EQ(got[s].size(), want[s].size()) << "sequence " << s;
@@ -131,26 +133,36 @@ TEST(ServerBatch, BatchedLogitsEqualContextF16Weights) { check_model(tiny_path("
 TEST(ServerBatch, BatchedLogitsEqualContextQ4_0) { check_model(tiny_path("Q4_0"), TypeId::F16); }
 TEST(ServerBatch, BatchedLogitsEqualContextQ4_K_MAndQ8Cache) { check_model(tiny_path("Q4_K_M"), TypeId::Q8_0); }
 
+TEST(ServerBatch, BatchedLogitsEqualContextGemma2And3) {
+    check_model(test::golden("gemma2/q/tiny-g2-Q4_K_M.gguf"), TypeId::F16);
+    check_model(test::golden("gemma3/tiny-g3-f32.gguf"), TypeId::F16);
+}
+
 TEST(ServerBatch, RejectsBadBatches) {
     const auto model = Model::load(tiny_path(""));
-    BatchContextParams bp;
-    bp.n_ctx = kCtx;
+    EngineParams bp;
     bp.n_batch = 4;
     bp.kv_type = TypeId::F32;
     bp.pool = &pool();
-    BatchContext bc(*model, bp);
-    auto kv = bc.make_cache();
-    std::vector<float> logits(static_cast<size_t>(model->config().n_vocab));
+    const auto bc = make_cpu_engine(*model, bp);
+    auto kv = bc->make_cache(kCtx);
+    std::vector<float> logits(2 * static_cast<size_t>(model->config().n_vocab));
     const std::vector<int32_t> five = {2, 3, 4, 5, 6}, bad = {2, 99999};
-    EXPECT_THROW(bc.forward(std::vector<SeqChunk>{{kv.get(), five, 0, true}}, logits.data()), Error);  // > n_batch
-    EXPECT_THROW(bc.forward(std::vector<SeqChunk>{{kv.get(), bad, 0, true}}, logits.data()), Error);   // bad id
-    EXPECT_THROW(bc.forward(std::vector<SeqChunk>{{kv.get(), std::span<const int32_t>(five).first(2), 3, true}},
-                            logits.data()),
+    EXPECT_THROW(bc->forward(std::vector<SeqChunk>{{kv.get(), five, 0, 6}}, logits.data()), Error);  // > its tokens
+    EXPECT_THROW(bc->forward(std::vector<SeqChunk>{{kv.get(), bad, 0, 1}}, logits.data()), Error);   // bad id
+    EXPECT_THROW(bc->forward(std::vector<SeqChunk>{{kv.get(), std::span<const int32_t>(five).first(2), 3, 1}},
+                             logits.data()),
                  Error);  // a gap after the cached positions
-    EXPECT_THROW(bc.forward(std::vector<SeqChunk>{{kv.get(), std::span<const int32_t>(five).first(1), 0, true},
-                                                  {kv.get(), std::span<const int32_t>(five).first(1), 1, true}},
-                            logits.data()),
+    EXPECT_THROW(bc->forward(std::vector<SeqChunk>{{kv.get(), std::span<const int32_t>(five).first(1), 0, 1},
+                                                   {kv.get(), std::span<const int32_t>(five).first(1), 1, 1}},
+                             logits.data()),
                  Error);  // one cache twice
+    auto other = make_cpu_engine(*model, EngineParams{2, TypeId::F32, 0, &pool()})->make_cache(kCtx);
+    EXPECT_THROW(bc->forward(std::vector<SeqChunk>{{other.get(), five, 0, 1}}, logits.data()), Error);  // a cache made for smaller passes
+    EXPECT_EQ(kv->n_past(), 0);  // nothing was written by a rejected call
+    // More tokens than n_batch are split into passes; the last two rows' logits come back in order.
+    bc->forward(std::vector<SeqChunk>{{kv.get(), five, 0, 2}}, logits.data());
+    EXPECT_EQ(kv->n_past(), 5);
 }
 
 }  // namespace

@@ -37,8 +37,9 @@ void expect_same_statistics(const Imatrix& ours, const Imatrix& ref, bool legacy
     std::printf("[ imatrix ] worst per-tensor relative L2 vs llama-imatrix: %.3g\n", worst);
 }
 
-TEST(ImatrixGolden, LibraryMatchesLlamaImatrix) {
-    const auto model = Model::load(f32_model());
+// gemma imatrix's library call with llama-imatrix's settings (ctx 128, 16 chunks) over the calibration text.
+ImatrixRun collect(const std::string& model_path) {
+    const auto model = Model::load(model_path);
     const auto tok = Tokenizer::from_gguf(model->gguf());
     const auto tokens = tokenize_eval_text(tok, read_eval_text(calibration(), "-f"));
     ImatrixParams p;
@@ -46,7 +47,11 @@ TEST(ImatrixGolden, LibraryMatchesLlamaImatrix) {
     p.chunks = 16;
     p.threads = 2;
     p.dataset = "imatrix-calibration.txt";
-    const ImatrixRun run = collect_imatrix(*model, tokens, p);
+    return collect_imatrix(*model, tokens, p);
+}
+
+TEST(ImatrixGolden, LibraryMatchesLlamaImatrix) {
+    const ImatrixRun run = collect(f32_model());
     const Imatrix ref = load_imatrix(test::golden("tiny-7b/tiny-7b-imatrix.gguf"));
     EXPECT_EQ(run.n_chunks, 16);
     EXPECT_EQ(run.imatrix.chunk_count, ref.chunk_count);
@@ -57,6 +62,16 @@ TEST(ImatrixGolden, LibraryMatchesLlamaImatrix) {
     // over the first 8 chunks (perplexity.json).
     ASSERT_GE(run.ppl_running.size(), 8u);
     EXPECT_NEAR(run.ppl_running[7], 3767.1036, 3767.1036 * 0.01);
+}
+
+// Gemma 2 and 3 (post-norms, QK-norm, sliding windows) collect the same statistics as llama-imatrix too.
+TEST(ImatrixGolden, Gemma2And3MatchLlamaImatrix) {
+    for (const char* stem : {"gemma2/tiny-g2", "gemma3/tiny-g3"}) {
+        const ImatrixRun run = collect(test::golden(std::string(stem) + "-f32.gguf"));
+        const Imatrix ref = load_imatrix(test::golden(std::string(stem) + "-imatrix.gguf"));
+        EXPECT_EQ(run.imatrix.chunk_count, ref.chunk_count) << stem;
+        expect_same_statistics(run.imatrix, ref, false);
+    }
 }
 
 // The command writes a file with llama-imatrix's keys (same order and types), tensor names and shapes.

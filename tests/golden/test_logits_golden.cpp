@@ -15,9 +15,15 @@
 #include "model/context.h"
 #include "model/model.h"
 #include "support/golden.h"
+#include "support/logits.h"
 
 namespace gemma {
 namespace {
+
+using test::argmax;
+using test::compare_logits;
+using test::read_floats;
+using test::read_ids;
 
 struct LogitsCase {
     std::string label;   // "f32", "Q4_K_M", "Q4_K_M-imatrix": the golden logits file stem after "tiny-7b-"
@@ -45,85 +51,13 @@ std::string case_name(const testing::TestParamInfo<LogitsCase>& i) {
     return s;
 }
 
-std::vector<int32_t> read_ids(const std::string& path) {
-    std::ifstream f(path);
-    EXPECT_TRUE(f.good()) << path;
-    std::vector<int32_t> v;
-    std::string w;
-    while (f >> w) {
-        if (w == "gen:") continue;
-        v.push_back(static_cast<int32_t>(std::stol(w)));
-    }
-    return v;
-}
-
-std::vector<float> read_floats(const std::string& path) {
-    const auto b = test::read_file_bytes(path);
-    std::vector<float> v(b.size() / sizeof(float));
-    std::memcpy(v.data(), b.data(), v.size() * sizeof(float));
-    return v;
-}
-
 ops::ThreadPool& pool() {
     static ops::ThreadPool p(2);
     return p;
 }
 
-// Logits of the rows [first, n) of `tokens` evaluated in one forward call at positions 0..n-1.
 std::vector<float> our_logits(const Model& m, const std::vector<int32_t>& tokens, int32_t first) {
-    ContextParams p;
-    p.n_ctx = static_cast<int64_t>(tokens.size());
-    p.pool = &pool();
-    Context ctx(m, p);
-    std::vector<int32_t> pos(tokens.size()), rows;
-    for (size_t i = 0; i < tokens.size(); ++i) pos[i] = static_cast<int32_t>(i);
-    for (auto i = first; i < static_cast<int32_t>(tokens.size()); ++i) rows.push_back(i);
-    std::vector<float> out(rows.size() * static_cast<size_t>(m.config().n_vocab));
-    ctx.forward(tokens, pos, rows, out.data());
-    return out;
-}
-
-int64_t argmax(const float* x, int64_t n) { return std::max_element(x, x + n) - x; }
-
-// The README's contract: relative L2 per file type, and the argmax on at least min_same rows.
-double tolerance(const std::string& label, const std::vector<float>& ref, const std::vector<float>& ref_f32) {
-    if (label == "f32") return 2e-3;
-    if (label == "F16") return 3e-3;
-    if (label == "BF16") return 1e-2;
-    return std::max(3e-2, 0.25 * test::rel_l2(ref.data(), ref_f32.data(), ref.size()));
-}
-
-void compare(const std::string& what, const std::vector<float>& ours, const std::vector<float>& ref, int64_t n_vocab,
-             double tol, int64_t min_same) {
-    ASSERT_EQ(ours.size(), ref.size()) << what;
-    const int64_t n_rows = static_cast<int64_t>(ref.size()) / n_vocab;
-    const double rl2 = test::rel_l2(ours.data(), ref.data(), ref.size());
-    int64_t same = 0;
-    std::ostringstream diag;
-    for (int64_t r = 0; r < n_rows; ++r) {
-        const int64_t a = argmax(ours.data() + r * n_vocab, n_vocab), b = argmax(ref.data() + r * n_vocab, n_vocab);
-        if (a == b) ++same;
-        else diag << "  argmax differs at row " << r << ": expected " << b << ", got " << a << "\n";
-    }
-    std::printf("[ logits ] %-28s rel_l2 %.3g (tol %.3g), argmax %lld/%lld\n", what.c_str(), rl2, tol,
-                static_cast<long long>(same), static_cast<long long>(n_rows));
-    if (rl2 > tol || same < min_same) {
-        // The largest differences say where (row = position, index = token) things went wrong.
-        std::vector<size_t> idx(ref.size());
-        for (size_t i = 0; i < idx.size(); ++i) idx[i] = i;
-        std::partial_sort(idx.begin(), idx.begin() + 8, idx.end(), [&](size_t x, size_t y) {
-            return std::fabs(ours[x] - ref[x]) > std::fabs(ours[y] - ref[y]);
-        });
-        for (int i = 0; i < 8; ++i)
-            diag << "  row " << idx[i] / static_cast<size_t>(n_vocab) << " token " << idx[i] % static_cast<size_t>(n_vocab)
-                 << ": expected " << ref[idx[i]] << ", got " << ours[idx[i]] << "\n";
-        for (int64_t r = 0; r < std::min<int64_t>(n_rows, 4); ++r)
-            diag << "  row " << r << " rel_l2 "
-                 << test::rel_l2(ours.data() + r * n_vocab, ref.data() + r * n_vocab, static_cast<size_t>(n_vocab))
-                 << "\n";
-    }
-    EXPECT_LE(rl2, tol) << what << "\n" << diag.str();
-    EXPECT_GE(same, min_same) << what << "\n" << diag.str();
+    return test::model_logits(m, tokens, first, pool());
 }
 
 class LogitsGolden : public testing::TestWithParam<LogitsCase> {};
@@ -136,7 +70,7 @@ TEST_P(LogitsGolden, MatchesLlamaCpp) {
     const auto ref = read_floats(test::golden("tiny-7b/logits/tiny-7b-" + c.label + ".bin"));
     const auto ref_f32 = read_floats(test::golden("tiny-7b/logits/tiny-7b-f32.bin"));
     const auto ours = our_logits(*m, tokens, 0);
-    compare(c.label, ours, ref, m->config().n_vocab, tolerance(c.label, ref, ref_f32), 22);
+    compare_logits(c.label, ours, ref, m->config().n_vocab, test::golden_tolerance(c.label, ref, ref_f32), 22);
 }
 
 INSTANTIATE_TEST_SUITE_P(TinyGemma7b, LogitsGolden, testing::ValuesIn(logits_cases()), case_name);
@@ -156,7 +90,7 @@ TEST(LogitsRepacked, AgreesWithPlainLayout) {
         EXPECT_EQ(out.packed, kernels::packable(out.type, out.n_in)) << type;
         EXPECT_FALSE(packed->weights().token_embd.packed) << type;  // the embedding lookup reads plain rows
         EXPECT_FALSE(plain->weights().layers[0].ffn_up.packed) << type;
-        compare(std::string(type) + " repacked vs plain", our_logits(*packed, tokens, 0), our_logits(*plain, tokens, 0),
+        compare_logits(std::string(type) + " repacked vs plain", our_logits(*packed, tokens, 0), our_logits(*plain, tokens, 0),
                 packed->config().n_vocab, 3e-2, 22);
     }
 }
@@ -179,7 +113,7 @@ TEST_P(LogitsGoldenLong, Last16MatchLlamaCpp) {
     const auto ref = read_floats(test::golden("tiny-7b/logits/tiny-7b-" + c.label + ".long-last16.bin"));
     const auto ref_f32 = read_floats(test::golden("tiny-7b/logits/tiny-7b-f32.long-last16.bin"));
     const auto ours = our_logits(*m, tokens, static_cast<int32_t>(tokens.size()) - 16);
-    compare(c.label + " long", ours, ref, m->config().n_vocab, tolerance(c.label, ref, ref_f32), 14);
+    compare_logits(c.label + " long", ours, ref, m->config().n_vocab, test::golden_tolerance(c.label, ref, ref_f32), 14);
 }
 
 INSTANTIATE_TEST_SUITE_P(TinyGemma7b, LogitsGoldenLong, testing::ValuesIn(long_cases()), case_name);

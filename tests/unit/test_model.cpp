@@ -17,6 +17,7 @@
 #include "model/context.h"
 #include "model/model.h"
 #include "support/golden.h"
+#include "support/gguf_variant.h"
 
 namespace gemma {
 namespace {
@@ -39,10 +40,8 @@ std::vector<float> batch_logits(const Model& m, const std::vector<int32_t>& toks
     p.kv_type = kv;
     p.pool = &pool;
     Context ctx(m, p);
-    std::vector<int32_t> pos(toks.size()), rows(toks.size());
-    for (size_t i = 0; i < toks.size(); ++i) pos[i] = rows[i] = static_cast<int32_t>(i);
     std::vector<float> out(toks.size() * static_cast<size_t>(m.config().n_vocab));
-    ctx.forward(toks, pos, rows, out.data());
+    ctx.forward(toks, 0, static_cast<int32_t>(toks.size()), out.data());
     return out;
 }
 
@@ -198,54 +197,26 @@ TEST(Model, BadInputsGiveClearErrors) {
     p.n_threads = 1;
     Context ctx(*m, p);
     float dummy[1024];
-    const std::vector<int32_t> bad_tok = {2, 5000}, pos = {0, 1}, far = {0, 40}, rows = {1};
+    const std::vector<int32_t> bad_tok = {2, 5000};
     try {
-        ctx.forward(bad_tok, pos, rows, dummy);
+        ctx.forward(bad_tok, 0, 1, dummy);
         FAIL() << "no error";
     } catch (const Error& e) {
         EXPECT_NE(std::string(e.what()).find("token id 5000"), std::string::npos) << e.what();
     }
     const std::vector<int32_t> ok = {2, 3};
-    EXPECT_THROW(ctx.forward(ok, far, rows, dummy), Error);
-    const std::vector<int32_t> bad_rows = {1, 0};
-    EXPECT_THROW(ctx.forward(ok, pos, bad_rows, dummy), Error);
+    EXPECT_THROW(ctx.forward(ok, 31, 1, dummy), Error);  // past the context
+    EXPECT_THROW(ctx.forward(ok, 5, 1, dummy), Error);   // positions the cache does not follow
+    EXPECT_THROW(ctx.forward(ok, 0, 3, dummy), Error);   // more logit rows than tokens
+    EXPECT_THROW(ctx.forward(ok, 0, -1, dummy), Error);
     std::vector<int32_t> many(40, 2);
     EXPECT_THROW(ctx.eval(many), Error);  // more than the context holds
 }
 
 // Writes a copy of the F32 model with metadata or tensors changed, for the load-error tests.
-struct Edit {
-    std::function<void(GgufWriter&)> kv;
-    std::string drop_tensor;
-    // Called with every tensor's name and shape; may change the shape (the data is cut or zero-padded).
-    std::function<void(const std::string&, std::vector<int64_t>&)> shape;
-};
+using Edit = test::GgufEdit;
 
-std::string write_variant(const Edit& e) {
-    const auto src = GgufFile::open(f32_path());
-    const std::string out = test::temp_dir() + "/variant.gguf";
-    GgufWriter w(out);
-    for (const auto& kv : src->kvs()) w.set(kv.key, kv.value);
-    if (e.kv) e.kv(w);
-    std::vector<std::pair<const GgufTensor*, size_t>> kept;
-    for (const auto& t : src->tensors()) {
-        if (t.name == e.drop_tensor) continue;
-        std::vector<int64_t> ne(t.ne, t.ne + t.n_dims);
-        if (e.shape) e.shape(t.name, ne);
-        int64_t rows = 1;
-        for (size_t i = 1; i < ne.size(); ++i) rows *= ne[i];
-        w.add_tensor(t.name, t.type, ne);
-        kept.emplace_back(&t, row_size(t.type, ne[0]) * static_cast<size_t>(rows));
-    }
-    w.write_header();
-    for (const auto& [t, bytes] : kept) {
-        std::vector<uint8_t> data(bytes, 0);
-        std::memcpy(data.data(), t->data, std::min<size_t>(bytes, t->nbytes));
-        w.write_tensor_data(data.data(), data.size());
-    }
-    w.finish();
-    return out;
-}
+std::string write_variant(const Edit& e) { return test::write_gguf_variant(f32_path(), e); }
 
 Edit reshape(const std::string& name, std::vector<int64_t> ne) {
     Edit e;

@@ -121,6 +121,25 @@ TEST(Ops, RopeNeoxRepeatedMultiplication) {
     EXPECT_NEAR(score(10, 3), score(107, 100), 1e-3);
 }
 
+// Linear scaling (Gemma 3's global layers): the angle is freq_scale times the same repeated-product theta, so a
+// scale of 1/8 at position 8p is not the unscaled rotation at p (the products differ), but it is close.
+TEST(Ops, RopeNeoxLinearScaling) {
+    const int64_t n = 64;
+    std::vector<float> cs(n), ref(n), one(n);
+    rope_neox_cache(800, n, 1e6f, 0.125f, cs.data());
+    const float theta_scale = std::pow(1e6f, -2.0f / static_cast<float>(n));
+    float theta = 800.0f;
+    for (int64_t i = 0; i < n / 2; ++i) {
+        ASSERT_EQ(cs[2 * i], std::cos(0.125f * theta)) << i;
+        ASSERT_EQ(cs[2 * i + 1], std::sin(0.125f * theta)) << i;
+        theta *= theta_scale;
+    }
+    rope_neox_cache(100, n, 1e6f, 1.0f, one.data());
+    for (int64_t i = 0; i < n; ++i) EXPECT_NEAR(cs[i], one[i], 1e-4) << i;
+    rope_neox_cache(800, n, 1e6f, 1.0f, ref.data());
+    EXPECT_NE(0, std::memcmp(cs.data(), ref.data(), cs.size() * sizeof(float)));
+}
+
 TEST(Ops, GegluThroughFp16Table) {
     const std::vector<float> g = {-12.0f, -10.0f, -1.234567f, 0.0f, 0.1f, 0.5f, 3.3333f, 9.99f, 10.0f, 25.0f};
     const std::vector<float> u(g.size(), 2.0f);
@@ -232,58 +251,132 @@ TEST(Matmul, SharedInputAcrossActivationTypes) {
     EXPECT_EQ(b, b1);
 }
 
-// Reference attention in double, with q, k, v and p rounded as the cache type does.
-std::vector<double> naive_attention(TypeId kv, const AttnShape& s, const std::vector<float>& q,
+// Reference attention in double over the keys a token at `pos` sees, with q, k and v rounded as the cache type
+// does, and the scores soft-capped when asked.
+// Exact mode also rounds the probabilities as an F16 cache's V·p does; flash mode does not.
+std::vector<double> naive_attention(TypeId kv, const AttnShape& s, const AttnParams& ap, const std::vector<float>& q,
                                     const std::vector<float>& k, const std::vector<float>& v, int32_t pos) {
     auto r = [&](float x) { return kv == TypeId::F16 ? fp16_to_fp32(fp32_to_fp16(x)) : x; };
     const int64_t hd = s.head_dim, kvd = s.n_head_kv * hd;
+    const int32_t lo = ap.window > 0 ? std::max<int32_t>(0, pos - static_cast<int32_t>(ap.window) + 1) : 0;
     std::vector<double> out(static_cast<size_t>(s.n_head * hd));
     for (int64_t h = 0; h < s.n_head; ++h) {
         const int64_t g = h / (s.n_head / s.n_head_kv);
-        std::vector<float> sc(static_cast<size_t>(pos + 1));
-        for (int32_t j = 0; j <= pos; ++j) {
+        std::vector<double> sc;
+        double mx = -1e300;
+        for (int32_t j = lo; j <= pos; ++j) {
             double d = 0;
             for (int64_t i = 0; i < hd; ++i) d += static_cast<double>(r(q[h * hd + i])) * r(k[j * kvd + g * hd + i]);
-            sc[j] = static_cast<float>(d);
+            if (ap.softcap > 0) d = std::tanh(d / ap.softcap) * ap.softcap;
+            sc.push_back(d);
+            mx = std::max(mx, d);
         }
-        softmax(sc.data(), pos + 1);
-        for (int32_t j = 0; j <= pos; ++j)
-            for (int64_t i = 0; i < hd; ++i) out[h * hd + i] += static_cast<double>(r(sc[j])) * r(v[j * kvd + g * hd + i]);
+        double sum = 0;
+        for (double& x : sc) sum += (x = std::exp(x - mx));
+        for (int32_t j = lo; j <= pos; ++j) {
+            double pj = sc[static_cast<size_t>(j - lo)] / sum;
+            if (!ap.flash) pj = r(static_cast<float>(pj));
+            for (int64_t i = 0; i < hd; ++i) out[h * hd + i] += pj * r(v[j * kvd + g * hd + i]);
+        }
     }
     return out;
 }
 
-TEST(Attention, MatchesNaiveForEveryCacheTypeAndGqaRatio) {
+// A cache of n_cells cells filled with positions [0, n_pos) in order (a ring keeps the most recent ones).
+struct TestCache {
+    std::vector<uint8_t> kb, vb;
+    KvLayerView view;
+    TestCache(TypeId kv, const AttnShape& s, int64_t n_cells, const std::vector<float>& k, const std::vector<float>& v,
+              int64_t n_pos)
+        : kb(kv_layer_bytes(kv, s, n_cells)), vb(kv_layer_bytes(kv, s, n_cells)), view{kv, kb.data(), vb.data(), n_cells} {
+        const int64_t kvd = s.n_head_kv * s.head_dim;
+        for (int32_t t = 0; t < n_pos; ++t) kv_store(view, s, t, k.data() + t * kvd, v.data() + t * kvd);
+    }
+};
+
+TEST(Attention, MatchesNaiveForEveryCacheTypeGqaRatioWindowAndSoftcap) {
     ThreadPool pool(2);
     for (auto [nh, nkv] : std::vector<std::pair<int64_t, int64_t>>{{4, 4}, {4, 2}, {12, 1}}) {
         for (TypeId kv : {TypeId::F32, TypeId::F16, TypeId::Q8_0}) {
-            AttnShape s{nh, nkv, 64, 32};
-            const int64_t n_tok = 9, kvd = nkv * 64, qd = nh * 64;
-            const auto q = randn(static_cast<size_t>(n_tok * qd), 12, 0.3f);
-            const auto k = randn(static_cast<size_t>(n_tok * kvd), 13);
-            const auto v = randn(static_cast<size_t>(n_tok * kvd), 14);
-            std::vector<uint8_t> kb(kv_layer_bytes(kv, s)), vb(kv_layer_bytes(kv, s));
-            KvLayerView view{kv, kb.data(), vb.data()};
-            std::vector<int32_t> pos(static_cast<size_t>(n_tok));
-            for (int32_t t = 0; t < n_tok; ++t) {
-                pos[t] = t;
-                kv_store(view, s, t, k.data() + t * kvd, v.data() + t * kvd);
-            }
-            AttnScratch scratch(kv, s, pool.size());
-            std::vector<float> out(static_cast<size_t>(n_tok * qd));
-            attention(view, s, q.data(), qd, pos.data(), n_tok, out.data(), qd, scratch, pool);
-            for (int32_t t = 0; t < n_tok; ++t) {
-                std::vector<float> qt(q.begin() + t * qd, q.begin() + (t + 1) * qd);
-                const auto ref = naive_attention(kv, s, qt, k, v, t);
-                double num = 0, den = 0;
-                for (int64_t i = 0; i < qd; ++i) {
-                    num += (out[t * qd + i] - ref[i]) * (out[t * qd + i] - ref[i]);
-                    den += ref[i] * ref[i];
+            for (const AttnParams ap : {AttnParams{0, 0.0f, false}, AttnParams{5, 0.0f, false},
+                                        AttnParams{7, 1.5f, false}, AttnParams{0, 0.0f, true}, AttnParams{7, 1.5f, true}}) {
+                const AttnShape s{nh, nkv, 64};
+                const int64_t n_tok = 19, kvd = nkv * 64, qd = nh * 64;
+                const auto q = randn(static_cast<size_t>(n_tok * qd), 12, 0.3f);
+                const auto k = randn(static_cast<size_t>(n_tok * kvd), 13);
+                const auto v = randn(static_cast<size_t>(n_tok * kvd), 14);
+                TestCache cache(kv, s, kAttnTile, k, v, n_tok);
+                std::vector<int32_t> pos(static_cast<size_t>(n_tok));
+                for (int32_t t = 0; t < n_tok; ++t) pos[static_cast<size_t>(t)] = t;
+                AttnScratch scratch;
+                std::vector<float> out(static_cast<size_t>(n_tok * qd));
+                attention(cache.view, s, ap, q.data(), qd, pos.data(), n_tok, out.data(), qd, scratch, pool);
+                for (int32_t t = 0; t < n_tok; ++t) {
+                    std::vector<float> qt(q.begin() + t * qd, q.begin() + (t + 1) * qd);
+                    const auto ref = naive_attention(kv, s, ap, qt, k, v, t);
+                    double num = 0, den = 0;
+                    for (int64_t i = 0; i < qd; ++i) {
+                        num += (out[t * qd + i] - ref[i]) * (out[t * qd + i] - ref[i]);
+                        den += ref[i] * ref[i];
+                    }
+                    // Exact mode rounds each probability to fp16 from f32 arithmetic, the reference from double: a
+                    // value at a rounding boundary may go one ulp (2^-11) the other way, worth up to ~1e-4 here.
+                    const double tol = kv == TypeId::Q8_0 ? 2e-2 : (kv == TypeId::F16 && !ap.flash) ? 2e-4 : 1e-5;
+                    EXPECT_LT(std::sqrt(num / den), tol)
+                        << type_name(kv) << " heads " << nh << "/" << nkv << " window " << ap.window << " flash "
+                        << ap.flash << " token " << t;
                 }
-                EXPECT_LT(std::sqrt(num / den), kv == TypeId::Q8_0 ? 2e-2 : 1e-5)
-                    << type_name(kv) << " heads " << nh << "/" << nkv << " token " << t;
             }
         }
+    }
+}
+
+// Positions across several segments: the result of a token is the same bits alone, inside any batch, with the
+// segments folded in one work item or spread over items, and read from a ring instead of a full cache.
+TEST(Attention, BitIdenticalWhateverTheBatchSplitOrCacheLayout) {
+    ThreadPool pool(2);
+    for (const bool flash : {false, true}) {
+    for (TypeId kv : {TypeId::F16, TypeId::Q8_0}) {
+        for (const int64_t window : {int64_t{0}, int64_t{300}}) {
+            const AttnShape s{8, 2, 64};
+            const int64_t n_pos = 1200, kvd = s.n_head_kv * 64, qd = s.n_head * 64;
+            const auto q = randn(static_cast<size_t>(n_pos * qd), 22, 0.3f);
+            const auto k = randn(static_cast<size_t>(n_pos * kvd), 23);
+            const auto v = randn(static_cast<size_t>(n_pos * kvd), 24);
+            const TestCache full(kv, s, 1280, k, v, n_pos);
+            std::vector<int32_t> pos(static_cast<size_t>(n_pos));
+            for (int32_t t = 0; t < n_pos; ++t) pos[static_cast<size_t>(t)] = t;
+            AttnScratch scratch;
+            const AttnParams ap{window, 0.0f, flash, 1};
+            // The last 40 query rows, as one batch.
+            const int64_t t0 = n_pos - 40, nq = 40;
+            std::vector<float> batch(static_cast<size_t>(nq * qd));
+            attention(full.view, s, ap, q.data() + t0 * qd, qd, pos.data() + t0, nq, batch.data(), qd, scratch, pool);
+            auto same_rows = [&](const std::vector<float>& got, int64_t first, int64_t n, const char* what) {
+                EXPECT_EQ(std::memcmp(got.data(), batch.data() + (first - t0) * qd, static_cast<size_t>(n * qd) * 4), 0)
+                    << what << " " << type_name(kv) << " window " << window << " flash " << flash;
+            };
+            for (const int mode : {1, 2}) {
+                const AttnParams am{window, 0.0f, flash, mode};
+                for (const int64_t split : {int64_t{1}, int64_t{3}, int64_t{13}}) {
+                    for (int64_t a = t0; a < n_pos; a += split) {
+                        const int64_t n = std::min(split, n_pos - a);
+                        std::vector<float> got(static_cast<size_t>(n * qd));
+                        attention(full.view, s, am, q.data() + a * qd, qd, pos.data() + a, n, got.data(), qd, scratch,
+                                  pool);
+                        same_rows(got, a, n, mode == 1 ? "folded in one item" : "segments as items");
+                    }
+                }
+            }
+            if (window > 0) {
+                // A ring of window + 64 cells holds everything the last 40 rows see (the older cells are overwritten).
+                const TestCache ring(kv, s, 384, k, v, n_pos);
+                std::vector<float> got(static_cast<size_t>(nq * qd));
+                attention(ring.view, s, ap, q.data() + t0 * qd, qd, pos.data() + t0, nq, got.data(), qd, scratch, pool);
+                same_rows(got, t0, nq, "ring");
+            }
+        }
+    }
     }
 }
 

@@ -32,6 +32,9 @@ int run_bench_cmd(int argc, char** argv) {
     app.add_option("-b,--batch", p.n_batch, "prompt tokens per pass over the weights")->capture_default_str()
         ->check(CLI::PositiveNumber);
     app.add_option("--kv-type", kv_type, "KV cache type: f16, f32 or q8_0")->capture_default_str();
+    app.add_option("-d,--depth", p.depth, "run both tests this many tokens deep into the context (llama-bench -d)")
+        ->capture_default_str()->check(CLI::NonNegativeNumber);
+    app.add_flag("--flash-attn,--fa", p.flash_attn, "flash-attention numerics (see gemma run --help)");
     app.add_flag("--no-bandwidth", no_bandwidth, "skip the streaming-read bandwidth test");
     app.add_flag("--no-repack", no_repack,
                  "use Q4_0 / Q8_0 / Q4_K / Q5_K weights in place instead of repacked into 8-row groups (slower; for comparison; "
@@ -41,7 +44,8 @@ int run_bench_cmd(int argc, char** argv) {
                "  gemma bench gemma-2b-Q4_0.gguf                  # pp512 and tg128, 5 repetitions\n"
                "  gemma bench model.gguf -p 128 -n 32 -r 3 -t 2\n"
                "  gemma bench model.gguf -p 0 -n 64 --json        # generation only, machine-readable\n"
-               "JSON: {\"model\",\"size_bytes\",\"threads\",\"pp\":{\"n_tokens\",\"tokens_per_s\",\"sd\",\"samples\"},\n"
+               "  gemma bench model.gguf -d 4096 --kv-type q8_0   # both tests 4096 tokens deep, 8-bit KV cache\n"
+               "JSON: {\"model\",\"size_bytes\",\"threads\",\"depth\",\"kv_bytes\",\"pp\":{\"n_tokens\",\"tokens_per_s\",\"sd\",\"samples\"},\n"
                "       \"tg\":{...},\"read_bandwidth_gbs\",\"weight_bytes\",\"tg_read_gbs\"}");
     CLI11_PARSE(app, argc, argv);
 

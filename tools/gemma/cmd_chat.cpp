@@ -8,6 +8,7 @@
 #include "model/context.h"
 #include "model/model.h"
 #include "runtime/chat_session.h"
+#include "runtime/context_options.h"
 #include "runtime/console.h"
 #include "runtime/generator.h"
 #include "runtime/sampling_options.h"
@@ -50,8 +51,8 @@ int run_chat(int argc, char** argv) {
                  "gemma chat"};
     std::string model_path, system, prompt;
     int32_t n_predict = -1;
-    int threads = 0;
-    int64_t n_ctx = 0, n_batch = 512;
+    gemma::ContextOptions co;
+    gemma::DraftOptions dopt;
     bool timings = false;
     gemma::SamplerParams sp;
     app.add_option("model", model_path, "GGUF model file")->required();
@@ -60,11 +61,8 @@ int run_chat(int argc, char** argv) {
     app.add_option("-n,--n-predict", n_predict, "tokens per reply at most; -1: until the model ends its turn")
         ->capture_default_str();
     app.add_flag("--timings", timings, "print prompt and generation speed after every reply (stderr)");
-    app.add_option("-t,--threads", threads, "threads (default: all cores)");
-    app.add_option("-c,--ctx", n_ctx, "context size in tokens, the whole conversation (default: the model's, at most 4096)")
-        ->check(CLI::NonNegativeNumber);
-    app.add_option("-b,--batch", n_batch, "prompt tokens per pass over the weights")->check(CLI::PositiveNumber)
-        ->capture_default_str();
+    gemma::add_context_options(app, co);
+    gemma::add_draft_options(app, dopt);
     gemma::add_sampling_options(app, sp);
     app.footer("Examples:\n"
                "  gemma chat gemma-2b-it-Q4_K_M.gguf\n"
@@ -82,12 +80,11 @@ int run_chat(int argc, char** argv) {
     if (tok.vocab().find("<start_of_turn>") == gemma::kNoToken)
         gemma::throw_error(model_path + ": the vocabulary has no <start_of_turn> token; this is not a Gemma chat model");
 
-    gemma::ContextParams cp;
-    cp.n_ctx = n_ctx;
-    cp.n_batch = n_batch;
-    cp.n_threads = threads;
-    gemma::Context ctx(*model, cp);
+    gemma::Context ctx(*model, co.params());
+    std::fprintf(stderr, "%s\n", gemma::describe_cache(ctx.engine(), ctx.kv_cache()).c_str());
     gemma::Generator gen(ctx, tok);
+    const gemma::LoadedDraft draft = gemma::load_draft(dopt, ctx, tok.vocab());
+    if (draft.drafter) gen.set_drafter(draft.drafter.get());
     gemma::ChatSession chat(gen, system);
 
     con::install_interrupt_handler();

@@ -72,17 +72,15 @@ int run_logits(int argc, char** argv) {
 
     const auto n = static_cast<int32_t>(tokens.size());
     const int32_t first = last > 0 && last < n ? n - last : 0;
-    std::vector<int32_t> pos(tokens.size()), rows;
-    for (int32_t i = 0; i < n; ++i) pos[static_cast<size_t>(i)] = i;
-    for (int32_t i = first; i < n; ++i) rows.push_back(i);
-    std::vector<float> logits(rows.size() * static_cast<size_t>(model->config().n_vocab));
-    ctx.forward(tokens, pos, rows, logits.data());
+    const size_t n_rows = static_cast<size_t>(n - first);
+    std::vector<float> logits(n_rows * static_cast<size_t>(model->config().n_vocab));
+    ctx.forward(tokens, 0, n - first, logits.data());
 
     std::ofstream out(out_path, std::ios::binary);
     out.write(reinterpret_cast<const char*>(logits.data()), static_cast<std::streamsize>(logits.size() * sizeof(float)));
     out.close();
     if (!out) gemma::throw_error(out_path + ": write failed");
-    std::fprintf(stderr, "wrote %zu x %lld logits to %s\n", rows.size(),
+    std::fprintf(stderr, "wrote %zu x %lld logits to %s\n", n_rows,
                  static_cast<long long>(model->config().n_vocab), out_path.c_str());
     return 0;
 }

@@ -14,6 +14,7 @@
 #include "model/context.h"
 #include "model/model.h"
 #include "runtime/console.h"
+#include "runtime/context_options.h"
 #include "runtime/generator.h"
 #include "runtime/sampling_options.h"
 #include "tokenizer/tokenizer.h"
@@ -53,8 +54,8 @@ int run_run(int argc, char** argv) {
     std::string model_path, prompt, prompt_file, tokens_str;
     std::vector<std::string> stop;
     int32_t n_predict = -1;
-    int threads = 0;
-    int64_t n_ctx = 0, n_batch = 512;
+    gemma::ContextOptions co;
+    gemma::DraftOptions dopt;
     bool ignore_eos = false, special = false, quiet = false;
     gemma::SamplerParams sp;
     app.add_option("model", model_path, "GGUF model file")->required();
@@ -68,17 +69,15 @@ int run_run(int argc, char** argv) {
     app.add_flag("--ignore-eos", ignore_eos, "keep generating past end-of-text tokens");
     app.add_flag("--special", special, "print control tokens (e.g. <end_of_turn>) as text");
     app.add_flag("-q,--quiet", quiet, "no timings on stderr");
-    app.add_option("-t,--threads", threads, "threads (default: all cores)");
-    app.add_option("-c,--ctx", n_ctx, "context size in tokens (default: the model's, at most 4096)")
-        ->check(CLI::NonNegativeNumber);
-    app.add_option("-b,--batch", n_batch, "prompt tokens per pass over the weights")->check(CLI::PositiveNumber)
-        ->capture_default_str();
+    gemma::add_context_options(app, co);
+    gemma::add_draft_options(app, dopt);
     gemma::add_sampling_options(app, sp);
     app.footer("Examples:\n"
                "  gemma run model.gguf -p \"The capital of France is\" -n 32\n"
                "  gemma run model.gguf -p \"Once upon a time\" -n 200 --temp 0.7 --seed 42   # same seed, same text\n"
                "  gemma run model.gguf -p \"def fib(n):\" --temp 0 --stop $'\\n\\n'            # greedy, stop at a blank line\n"
                "  gemma run model.gguf -f prompt.txt -n 64 -t 2 --ctx 2048\n"
+               "  gemma run gemma-7b.Q4_K_M.gguf --draft gemma-2b.Q4_K_M.gguf -p \"Hello\" --temp 0   # speculative\n"
                "  gemma run model.gguf -p $'<start_of_turn>user\\nHi<end_of_turn>\\n<start_of_turn>model\\n'  # a raw chat turn\n"
                "Text is used as given (no escape processing): use the shell's $'...' quoting for newlines.");
     CLI11_PARSE(app, argc, argv);
@@ -93,12 +92,11 @@ int run_run(int argc, char** argv) {
         tokens_str.empty() ? tok.encode(prompt, /*add_special=*/true, /*parse_special=*/true) : parse_ids(tokens_str);
     sp.validate(static_cast<int32_t>(model->config().n_vocab));
 
-    gemma::ContextParams cp;
-    cp.n_ctx = n_ctx;
-    cp.n_batch = n_batch;
-    cp.n_threads = threads;
-    gemma::Context ctx(*model, cp);
+    gemma::Context ctx(*model, co.params());
+    if (!quiet) std::fprintf(stderr, "%s\n", gemma::describe_cache(ctx.engine(), ctx.kv_cache()).c_str());
     gemma::Generator gen(ctx, tok);
+    const gemma::LoadedDraft draft = gemma::load_draft(dopt, ctx, tok.vocab());
+    if (draft.drafter) gen.set_drafter(draft.drafter.get());
 
     gemma::console::install_interrupt_handler();
     gemma::GenerateParams gp;
@@ -121,6 +119,10 @@ int run_run(int argc, char** argv) {
     if (!quiet) {
         std::fprintf(stderr, "\nstop: %s, seed %u\n%s", gemma::stop_reason_name(r.stop_reason), r.seed,
                      r.timings.describe().c_str());
+        if (draft.drafter)
+            std::fprintf(stderr, "draft:      %lld of %lld drafted tokens accepted (%.1f%%) in %lld checks\n",
+                         static_cast<long long>(r.draft.n_accepted), static_cast<long long>(r.draft.n_drafted),
+                         100.0 * r.draft.acceptance(), static_cast<long long>(r.draft.n_steps));
     }
     return r.stop_reason == gemma::StopReason::Cancelled ? 130 : 0;
 }
