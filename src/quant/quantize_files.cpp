@@ -98,21 +98,21 @@ double estimated_ns_per_element(TypeId t, bool weighted) {
     switch (t) {
         case TypeId::F32: return 1;
         case TypeId::F16: return 4;
-        case TypeId::BF16: return 2.5;
-        case TypeId::Q8_0: return 12;
-        case TypeId::Q4_0: return weighted ? 120 : 6;
-        case TypeId::Q4_1: return weighted ? 400 : 5;
-        case TypeId::Q5_0: return weighted ? 117 : 6;
-        case TypeId::Q5_1: return weighted ? 345 : 5;
-        case TypeId::Q2_K: return weighted ? 425 : 200;
-        case TypeId::Q3_K: return weighted ? 140 : 37;
-        case TypeId::Q4_K: return weighted ? 370 : 210;
-        case TypeId::Q5_K: return weighted ? 370 : 186;
-        case TypeId::Q6_K: return weighted ? 130 : 150;
-        case TypeId::IQ4_NL: return weighted ? 640 : 620;
-        case TypeId::IQ4_XS: return weighted ? 730 : 690;
-        case TypeId::IQ3_S: return weighted ? 640 : 700;
-        case TypeId::IQ3_XXS: return weighted ? 880 : 1030;
+        case TypeId::BF16: return 2.3;
+        case TypeId::Q8_0: return 11;
+        case TypeId::Q4_0: return weighted ? 119 : 5.5;
+        case TypeId::Q4_1: return weighted ? 343 : 4.9;
+        case TypeId::Q5_0: return weighted ? 115 : 6;
+        case TypeId::Q5_1: return weighted ? 336 : 5.2;
+        case TypeId::Q2_K: return weighted ? 394 : 187;
+        case TypeId::Q3_K: return weighted ? 156 : 42;
+        case TypeId::Q4_K: return weighted ? 347 : 196;
+        case TypeId::Q5_K: return weighted ? 341 : 178;
+        case TypeId::Q6_K: return weighted ? 128 : 123;
+        case TypeId::IQ4_NL: return weighted ? 198 : 216;
+        case TypeId::IQ4_XS: return weighted ? 297 : 194;
+        case TypeId::IQ3_S: return weighted ? 641 : 685;
+        case TypeId::IQ3_XXS: return weighted ? 1000 : 1027;
         default: return 1000;  // IQ2/IQ1: the slowest searches
     }
 }
@@ -144,6 +144,36 @@ JobTable plan_jobs(const std::vector<const QuantPlan*>& plans, const std::vector
     }
     t.tensor_begin.push_back(t.jobs.size());
     return t;
+}
+
+WorkEstimate estimate_work(const std::vector<const QuantPlan*>& plans, const JobTable& t) {
+    WorkEstimate w;
+    if (plans.empty()) return w;
+    const double read_ns = estimated_ns_per_element(TypeId::F32, false);
+    std::map<std::pair<int, bool>, WorkEstimate::Kind> kinds;
+    for (const QuantJob& j : t.jobs) {
+        const double n = static_cast<double>(plans[0]->tensors[j.tensor].src->n_elements());
+        auto& k = kinds[{static_cast<int>(j.type), j.weights != nullptr}];
+        k.type = j.type;
+        k.weighted = j.weights != nullptr;
+        k.elements += n;
+        k.seconds += n * estimated_ns_per_element(j.type, j.weights != nullptr) * 1e-9;
+    }
+    for (size_t i = 0; i + 1 < t.tensor_begin.size(); ++i)
+        if (t.tensor_begin[i + 1] > t.tensor_begin[i])
+            w.seconds += static_cast<double>(plans[0]->tensors[i].src->n_elements()) * read_ns * 1e-9;
+    for (const auto& [key, k] : kinds) {
+        w.kinds.push_back(k);
+        w.seconds += k.seconds;
+    }
+    std::sort(w.kinds.begin(), w.kinds.end(), [](const auto& a, const auto& b) { return a.seconds > b.seconds; });
+    for (const QuantPlan* p : plans)
+        for (const PlannedTensor& pt : p->tensors) {
+            if (pt.copied()) continue;
+            const double n = static_cast<double>(pt.src->n_elements());
+            w.seconds_separate += n * (read_ns + estimated_ns_per_element(pt.type, pt.weights != nullptr)) * 1e-9;
+        }
+    return w;
 }
 
 QuantFilesResult quantize_files(const std::vector<QuantOutput>& outs, const QuantFilesOptions& o) {

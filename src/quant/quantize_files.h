@@ -44,6 +44,19 @@ JobTable plan_jobs(const std::vector<const QuantPlan*>& plans, const std::vector
 // Q4_0): the relative weights that make an ETA right before every type has been timed.
 double estimated_ns_per_element(TypeId t, bool weighted);
 
+// The work of a job table at the reference speeds, for plans and dry runs.
+struct WorkEstimate {
+    struct Kind {
+        TypeId type;
+        bool weighted;
+        double elements = 0, seconds = 0;  // of the distinct jobs
+    };
+    std::vector<Kind> kinds;       // by estimated time, largest first
+    double seconds = 0;            // one pass: the distinct jobs, reading the source once
+    double seconds_separate = 0;   // one run per plan: every planned quantization, the source read per run
+};
+WorkEstimate estimate_work(const std::vector<const QuantPlan*>& plans, const JobTable& t);
+
 struct QuantProgress {
     size_t tensor = 0, n_tensors = 0;  // the tensor being worked on (from 0)
     std::string tensor_name;

@@ -60,16 +60,6 @@ std::string duration(double s) {
     return strf("%lds", t);
 }
 
-double bits_per_weight(const std::string& path) {
-    const auto f = GgufFile::open(path);
-    double bits = 0, n = 0;
-    for (const GgufTensor& t : f->tensors()) {
-        bits += 8.0 * static_cast<double>(t.nbytes);
-        n += static_cast<double>(t.n_elements());
-    }
-    return n > 0 ? bits / n : 0;
-}
-
 std::string default_name(const GgufFile& src, const std::string& source) {
     std::string n = src.get_string("general.name", "");
     for (char& c : n)
@@ -78,135 +68,29 @@ std::string default_name(const GgufFile& src, const std::string& source) {
     return n;
 }
 
-// One output of the release: its file name, how the card names its method, and what it is made from.
-struct Step {
-    std::string file, quant, recipe;
+// A ladder file to make and its record once made.
+struct LadderOut {
+    ReleaseStep step;
+    Ftype ftype;
+    bool use_im;
+    std::optional<ReleaseFile> rec;
 };
 
-enum class State { Missing, Stale, Complete };
-
-class Releaser {
-public:
-    explicit Releaser(const ReleaseOptions& o) : opt_(o), dir_(o.out_dir), manifest_(dir_) {}
-
-    void say(const std::string& s) const {
-        if (opt_.log) opt_.log(s);
-    }
-    void progress(const ReleaseProgress& p) const {
-        if (opt_.progress) opt_.progress(p);
-    }
-    std::string path(const std::string& file) const { return (dir_ / file).string(); }
-    const fs::path& dir() const { return dir_; }
-    const Manifest& manifest() const { return manifest_; }
-
-    // Files carry their final name only once complete (writers rename finished files), so a file without a
-    // manifest entry is adopted; one the manifest says was made from other inputs is stale.
-    State state(const Step& s) const {
-        if (!fs::exists(path(s.file))) return State::Missing;
-        const auto e = manifest_.get(s.file);
-        return e && e->value("recipe", "") != s.recipe ? State::Stale : State::Complete;
-    }
-
-    FileLock& lock_of(const std::string& file) {
-        auto& l = locks_[file];
-        if (!l) l = std::make_unique<FileLock>(dir_, file);
-        return *l;
-    }
-    void unlock(const std::string& file) { locks_.erase(file); }
-
-    // Takes the lock of `s` (waiting for another process when `wait`) and returns whether this process
-    // must make the file: false when it is complete. Clears a stale file and a killed writer's temporaries.
-    std::optional<bool> claim(const Step& s, bool wait) {
-        FileLock& l = lock_of(s.file);
-        if (!l.try_lock()) {
-            if (!wait) return std::nullopt;
-            say(s.file + ": another release is writing it; waiting");
-            l.lock();
+std::vector<LadderOut> ladder_outputs(const std::vector<std::string>& types, const std::string& name, bool has_im,
+                                      const std::string& src_id, const std::string& im_sha,
+                                      std::vector<std::string>& notes) {
+    std::vector<LadderOut> outs;
+    for (const std::string& t : types) {
+        const LadderType lt = *find_ladder_type(t);
+        if (lt.needs_imatrix && !has_im) {
+            notes.push_back(t + " was skipped: it needs an importance matrix (pass --imatrix FILE or --imatrix-text FILE)");
+            continue;
         }
-        const State st = state(s);
-        if (st == State::Complete) {
-            unlock(s.file);
-            return false;
-        }
-        if (st == State::Stale) {
-            say(s.file + ": made from different inputs last time; redoing it");
-            fs::remove(path(s.file));
-            manifest_.update(s.file, [](json& e) { e = nullptr; });
-        }
-        remove_temporaries_of(dir_, s.file, [&](const std::string& m) { say(m); });
-        return true;
+        const bool use_im = has_im && lt.ftype != Ftype::Q8_0;  // Q8_0's quantizer ignores importance
+        outs.push_back({{name + "." + t + ".gguf", t, std::string(lt.name) + " of " + src_id + (use_im ? " imatrix=" + im_sha : "")},
+                        lt.ftype, use_im, std::nullopt});
     }
-
-    // The file's record for the card; `sha` is the hash computed while writing it, when it was just made.
-    ReleaseFile record(const Step& s, bool kept, const std::string& sha = "") {
-        const fs::path p = path(s.file);
-        ReleaseFile rf;
-        rf.file = s.file;
-        rf.quant = s.quant;
-        rf.size = fs::file_size(p);
-        rf.kept = kept;
-        const int64_t mtime = mtime_ns(p);
-        const auto e = manifest_.get(s.file);
-        if (sha.empty() && e && e->value("size", uint64_t{0}) == rf.size && e->value("mtime_ns", int64_t{0}) == mtime &&
-            e->contains("sha256")) {
-            rf.sha256 = (*e)["sha256"].get<std::string>();
-            rf.bpw = e->value("bpw", 0.0);
-            return rf;
-        }
-        const auto t0 = Clock::now();
-        rf.sha256 = sha.empty() ? sha256_file(p.string()) : sha;
-        if (sha.empty() && rf.size > (uint64_t{256} << 20)) say(strf("  sha256 of %s in %.1f s", s.file.c_str(), since(t0)));
-        rf.bpw = s.quant == "imatrix" ? 0.0 : bits_per_weight(p.string());
-        manifest_.update_all([&](json& files) {
-            files[s.file] = json{{"recipe", s.recipe}, {"size", rf.size}, {"mtime_ns", mtime}, {"sha256", rf.sha256}, {"bpw", rf.bpw}};
-            files.erase(s.file + ".partial");
-        });
-        unlock(s.file);
-        return rf;
-    }
-
-    // The source's SHA-256, remembered in the manifest by path, size and modification time.
-    std::string source_sha(const std::string& source) {
-        const std::string key = ".source " + fs::absolute(source).lexically_normal().string();
-        const uint64_t size = fs::file_size(source);
-        const int64_t mtime = mtime_ns(source);
-        if (const auto e = manifest_.get(key);
-            e && e->value("size", uint64_t{0}) == size && e->value("mtime_ns", int64_t{0}) == mtime && e->contains("sha256"))
-            return (*e)["sha256"].get<std::string>();
-        const auto t0 = Clock::now();
-        const std::string sha = sha256_file(source);
-        say(strf("hashed the source in %.1f s", since(t0)));
-        manifest_.update(key, [&](json& n) { n = json{{"size", size}, {"mtime_ns", mtime}, {"sha256", sha}}; });
-        return sha;
-    }
-
-private:
-    const ReleaseOptions& opt_;
-    fs::path dir_;
-    Manifest manifest_;
-    std::map<std::string, std::unique_ptr<FileLock>> locks_;
-};
-
-std::optional<ReleaseEval> eval_from_json(const json& e, const std::string& key) {
-    if (!e.contains("eval") || e["eval"].value("key", "") != key) return std::nullopt;
-    const json& v = e["eval"];
-    ReleaseEval ev;
-    ev.ppl = v.value("ppl", 0.0);
-    ev.ppl_err = v.value("ppl_err", 0.0);
-    ev.kld_mean = v.value("kld_mean", 0.0);
-    ev.kld_median = v.value("kld_median", 0.0);
-    ev.kld_p99 = v.value("kld_p99", 0.0);
-    ev.kld_max = v.value("kld_max", 0.0);
-    ev.same_top_percent = v.value("same_top_percent", 0.0);
-    ev.gen_tokens_per_s = v.value("gen_tokens_per_s", 0.0);
-    return ev;
-}
-
-json eval_to_json(const ReleaseEval& ev, const std::string& key) {
-    return json{{"key", key},           {"ppl", ev.ppl},           {"ppl_err", ev.ppl_err},
-                {"kld_mean", ev.kld_mean}, {"kld_median", ev.kld_median}, {"kld_p99", ev.kld_p99},
-                {"kld_max", ev.kld_max},  {"same_top_percent", ev.same_top_percent},
-                {"gen_tokens_per_s", ev.gen_tokens_per_s}};
+    return outs;
 }
 
 // What is checked before any long step: the texts, their chunk plans against the model, the name.
@@ -318,6 +202,70 @@ std::vector<std::string> parse_release_types(const std::string& list) {
     return out;
 }
 
+namespace {
+
+// Stand-in importance weights for planning before the imatrix exists: one entry per block weight, which
+// is what a collected imatrix holds.
+Imatrix planning_imatrix(const GgufFile& src) {
+    Imatrix im;
+    for (const GgufTensor& t : src.tensors())
+        if (t.name.rfind("blk.", 0) == 0 && is_quantizable(t.name, static_cast<int>(t.n_dims)))
+            im.entries[t.name] = {t.ne[0], std::vector<float>(static_cast<size_t>(t.ne[0] * t.ne[2]), 1.0f),
+                                  std::vector<float>(static_cast<size_t>(t.ne[2]), 1.0f)};
+    return im;
+}
+
+// --dry-run: every file's plan and the jobs one pass would run, with the work they take; writes nothing.
+ReleaseResult plan_release(const ReleaseOptions& opt, const std::vector<std::string>& types, const Inputs& in,
+                           const GgufFile& src) {
+    ReleaseResult result;
+    ImportanceWeights with_im, without_im;
+    const std::string im_name = in.name + (in.imatrix && in.imatrix->legacy ? ".imatrix.dat" : ".imatrix.gguf");
+    if (in.imatrix) with_im = ImportanceWeights(*in.imatrix, im_name);
+    else if (!in.im_text.empty()) with_im = ImportanceWeights(planning_imatrix(src), im_name);
+    std::vector<LadderOut> outs = ladder_outputs(types, in.name, with_im.present(), "", "", result.notes);
+    if (!in.all_bf16) outs.push_back({{in.name + ".BF16.gguf", "BF16", ""}, Ftype::BF16, false, std::nullopt});
+    std::vector<QuantPlan> plans;
+    std::vector<const QuantPlan*> ptrs;
+    plans.reserve(outs.size());
+    for (const LadderOut& o : outs) {
+        plans.push_back(plan_quantization(src, o.ftype, o.use_im ? with_im : without_im, {opt.source, im_name, false}));
+        ptrs.push_back(&plans.back());
+        ReleaseFile f;
+        f.file = o.step.file;
+        f.quant = o.step.quant;
+        double bits = 0, n = 0;
+        for (const PlannedTensor& t : plans.back().tensors) {
+            f.size += row_size(t.type, t.src->ne[0]) * static_cast<uint64_t>(t.src->n_rows());
+            n += static_cast<double>(t.src->n_elements());
+        }
+        bits = 8.0 * static_cast<double>(f.size);
+        f.bpw = n > 0 ? bits / n : 0;
+        result.files.push_back(f);
+    }
+    const JobTable jobs = plan_jobs(ptrs);
+    const WorkEstimate w = estimate_work(ptrs, jobs);
+    result.jobs_run = jobs.jobs.size();
+    result.jobs_planned = jobs.planned;
+    auto say = [&](const std::string& s) {
+        if (opt.log) opt.log(s);
+    };
+    say(strf("dry run: %zu files from %s (nothing is written)", outs.size(), opt.source.c_str()));
+    for (const std::string& n : result.notes) say("  " + n);
+    for (const ReleaseFile& f : result.files)
+        say(strf("  %-40s %8.1f MiB of tensors, %.2f bits per weight", f.file.c_str(), static_cast<double>(f.size) / 1048576.0, f.bpw));
+    say(strf("%zu quantized tensors over the files; one pass runs %zu distinct jobs (%.0f%%)", jobs.planned,
+             jobs.jobs.size(), jobs.planned ? 100.0 * static_cast<double>(jobs.jobs.size()) / static_cast<double>(jobs.planned) : 0.0));
+    say(strf("estimated CPU time at the reference speed (one core of a 2-core EPYC VM): %s in one pass, %s as separate runs",
+             duration(w.seconds).c_str(), duration(w.seconds_separate).c_str()));
+    for (const WorkEstimate::Kind& k : w.kinds)
+        say(strf("  %-8s%s %8.3f G elements %10s", type_name(k.type), k.weighted ? " (imatrix)" : "          ",
+                 k.elements / 1e9, duration(k.seconds).c_str()));
+    return result;
+}
+
+}  // namespace
+
 ReleaseResult make_release(const ReleaseOptions& opt) {
     // Everything that can be wrong with the input is checked before any long step starts.
     std::string type_list;
@@ -326,9 +274,13 @@ ReleaseResult make_release(const ReleaseOptions& opt) {
     std::unique_ptr<GgufFile> src;
     Inputs in = check_inputs(opt, src);
     const std::string& name = in.name;
+    if (opt.dry_run) {
+        if (in.hf) throw_error("--dry-run plans from a GGUF source: convert the checkpoint first (gemma convert)");
+        return plan_release(opt, types, in, *src);
+    }
 
     fs::create_directories(opt.out_dir);
-    Releaser rel(opt);
+    ReleaseFolder rel(opt.out_dir, opt.log);
     rel.manifest().locked([&] {
         for (const char* f : {"SHA256SUMS", "README.md", ".gemma-release.json"}) remove_temporaries_of(rel.dir(), f, {});
     });
@@ -336,11 +288,11 @@ ReleaseResult make_release(const ReleaseOptions& opt) {
     const auto t_start = Clock::now();
 
     // 1. The source. A Hugging Face checkpoint becomes the BF16 file first, and that file is the source.
-    const Step bf16{name + ".BF16.gguf", "BF16", ""};
+    const ReleaseStep bf16{name + ".BF16.gguf", "BF16", ""};
     const std::string bf16_path = rel.path(bf16.file);
     std::string source_path = opt.source, src_id;
     std::optional<ReleaseFile> bf16_rec;
-    auto make_bf16_first = [&](Step st, const std::function<std::string()>& make) {
+    auto make_bf16_first = [&](ReleaseStep st, const std::function<std::string()>& make) {
         const auto mine = rel.claim(st, /*wait=*/true);
         if (*mine) {
             const auto t0 = Clock::now();
@@ -385,7 +337,7 @@ ReleaseResult make_release(const ReleaseOptions& opt) {
     std::string im_path, im_sha, im_desc = "none";
     std::optional<ReleaseFile> im_rec;
     if (in.imatrix || !in.im_text.empty()) {
-        Step st;
+        ReleaseStep st;
         if (in.imatrix) {
             st = {name + (in.imatrix->legacy ? ".imatrix.dat" : ".imatrix.gguf"), "imatrix", "copy of " + sha256_file(opt.imatrix_file)};
         } else {
@@ -415,7 +367,7 @@ ReleaseResult make_release(const ReleaseOptions& opt) {
                 p.fraction = static_cast<double>(c + 1) / n;
                 p.elapsed_s = since(t0);
                 p.eta_s = p.elapsed_s / (c + 1) * (n - c - 1);
-                rel.progress(p);
+                if (opt.progress) opt.progress(p);
             };
             save_imatrix_gguf(collect_imatrix(*model, in.im_tokens, ip).imatrix, im_path);
             rel.say(strf("%s: done in %.1f s", st.file.c_str(), since(t0)));
@@ -438,25 +390,10 @@ ReleaseResult make_release(const ReleaseOptions& opt) {
     // source for the files this process can lock, each distinct job once; then the files others were making.
     ImportanceWeights with_im, without_im;
     if (!im_path.empty()) with_im = ImportanceWeights(load_imatrix(im_path), fs::path(im_path).filename().string());
-    struct Out {
-        Step step;
-        Ftype ftype;
-        bool use_im;
-        std::optional<ReleaseFile> rec;
-    };
-    std::vector<Out> outs;
-    for (const std::string& t : types) {
-        const LadderType lt = *find_ladder_type(t);
-        if (lt.needs_imatrix && im_path.empty()) {
-            result.notes.push_back(t + " was skipped: it needs an importance matrix (pass --imatrix FILE or --imatrix-text FILE)");
-            rel.say(name + "." + t + ".gguf: skipped (" + t + " needs an importance matrix)");
-            continue;
-        }
-        const bool use_im = !im_path.empty() && lt.ftype != Ftype::Q8_0;  // Q8_0's quantizer ignores importance
-        outs.push_back({{name + "." + t + ".gguf", t, std::string(lt.name) + " of " + src_id + (use_im ? " imatrix=" + im_sha : "")},
-                        lt.ftype, use_im, std::nullopt});
-    }
+    std::vector<LadderOut> outs = ladder_outputs(types, name, !im_path.empty(), src_id, im_sha, result.notes);
+    for (const std::string& n : result.notes) rel.say(n);
     if (!bf16_rec) outs.push_back({{bf16.file, "BF16", "BF16 of " + src_id}, Ftype::BF16, false, std::nullopt});
+    using Out = LadderOut;
     const size_t n_files = outs.size() + (bf16_rec ? 1 : 0);
     auto n_done = [&] {
         size_t n = bf16_rec ? 1 : 0;
@@ -464,7 +401,7 @@ ReleaseResult make_release(const ReleaseOptions& opt) {
         return n;
     };
     for (Out& o : outs)
-        if (rel.state(o.step) == State::Complete) {
+        if (rel.state(o.step) == FileState::Complete) {
             o.rec = rel.record(o.step, true);
             rel.say(o.step.file + ": complete, kept");
         }
@@ -495,7 +432,7 @@ ReleaseResult make_release(const ReleaseOptions& opt) {
         // an interrupted run made durable, and from what.
         std::vector<QuantOutput> qouts;
         for (size_t k = 0; k < mine.size(); ++k) {
-            const Step& st = mine[k]->step;
+            const ReleaseStep& st = mine[k]->step;
             QuantOutput q{rel.path(st.file), &plans[k], true, true, 0, 0};
             const auto part = rel.manifest().get(st.file + ".partial");
             if (part && part->value("recipe", "") == st.recipe && fs::exists(q.path + ".partial")) {
@@ -540,7 +477,7 @@ ReleaseResult make_release(const ReleaseOptions& opt) {
             p.fraction = q.fraction;
             p.elapsed_s = q.elapsed_s;
             p.eta_s = q.eta_s;
-            rel.progress(p);
+            if (opt.progress) opt.progress(p);
         };
         const QuantFilesResult r = quantize_files(qouts, qo);
         if (r.resumed < resuming) rel.say(strf("%zu checkpoints did not match their files; those started over", resuming - r.resumed));
@@ -583,7 +520,7 @@ ReleaseResult make_release(const ReleaseOptions& opt) {
                 p.fraction = static_cast<double>(c + 1) / n;
                 p.elapsed_s = since(t0);
                 p.eta_s = p.elapsed_s / (c + 1) * (n - c - 1);
-                rel.progress(p);
+                if (opt.progress) opt.progress(p);
             };
             const auto evals = evaluate_ladder(rel.path(bf16_rec->file), paths, in.ev_tokens, eo);
             for (auto& [sha, files] : todo)

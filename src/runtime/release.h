@@ -40,6 +40,7 @@ struct ReleaseOptions {
     int gen_tokens = 32;              // tokens decoded one by one for the tokens/s column
     int threads = 0;                  // <= 0: all cores
     double checkpoint_seconds = 60;   // how often unfinished files are made durable for a later resume
+    bool dry_run = false;             // only plan: log each file's size and the jobs and work of one pass
     std::function<void(const std::string&)> log;              // events (the CLI prints them on stderr)
     std::function<void(const ReleaseProgress&)> progress;     // often; the CLI keeps one line up to date
 };

@@ -80,4 +80,26 @@ std::map<std::string, ReleaseEval> evaluate_ladder(const std::string& base_path,
     return out;
 }
 
+std::optional<ReleaseEval> eval_from_json(const nlohmann::json& e, const std::string& key) {
+    if (!e.contains("eval") || e["eval"].value("key", "") != key) return std::nullopt;
+    const nlohmann::json& v = e["eval"];
+    ReleaseEval ev;
+    ev.ppl = v.value("ppl", 0.0);
+    ev.ppl_err = v.value("ppl_err", 0.0);
+    ev.kld_mean = v.value("kld_mean", 0.0);
+    ev.kld_median = v.value("kld_median", 0.0);
+    ev.kld_p99 = v.value("kld_p99", 0.0);
+    ev.kld_max = v.value("kld_max", 0.0);
+    ev.same_top_percent = v.value("same_top_percent", 0.0);
+    ev.gen_tokens_per_s = v.value("gen_tokens_per_s", 0.0);
+    return ev;
+}
+
+nlohmann::json eval_to_json(const ReleaseEval& ev, const std::string& key) {
+    return nlohmann::json{{"key", key},           {"ppl", ev.ppl},           {"ppl_err", ev.ppl_err},
+                {"kld_mean", ev.kld_mean}, {"kld_median", ev.kld_median}, {"kld_p99", ev.kld_p99},
+                {"kld_max", ev.kld_max},  {"same_top_percent", ev.same_top_percent},
+                {"gen_tokens_per_s", ev.gen_tokens_per_s}};
+}
+
 }  // namespace gemma

@@ -4,6 +4,8 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -25,5 +27,9 @@ struct LadderEvalOptions {
 // vocabulary (checked, naming the file). Results by path.
 std::map<std::string, ReleaseEval> evaluate_ladder(const std::string& base, const std::vector<std::string>& paths,
                                                    std::span<const int32_t> tokens, const LadderEvalOptions& o);
+
+// An evaluation as the release manifest keeps it; `key` names the text and settings it was made with.
+nlohmann::json eval_to_json(const ReleaseEval& ev, const std::string& key);
+std::optional<ReleaseEval> eval_from_json(const nlohmann::json& entry, const std::string& key);
 
 }  // namespace gemma

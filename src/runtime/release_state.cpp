@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -15,6 +16,7 @@
 
 #include "core/error.h"
 #include "core/sha256.h"
+#include "gguf/gguf.h"
 
 namespace gemma {
 namespace fs = std::filesystem;
@@ -24,6 +26,20 @@ namespace {
 
 constexpr const char* kManifest = ".gemma-release.json";
 constexpr const char* kLockDir = ".gemma-release.locks";
+
+double bits_per_weight(const std::string& path) {
+    const auto f = GgufFile::open(path);
+    double bits = 0, n = 0;
+    for (const GgufTensor& t : f->tensors()) {
+        bits += 8.0 * static_cast<double>(t.nbytes);
+        n += static_cast<double>(t.n_elements());
+    }
+    return n > 0 ? bits / n : 0;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
 
 }  // namespace
 
@@ -154,6 +170,82 @@ void remove_temporaries_of(const fs::path& dir, const std::string& file, const s
         if (say) say("removing an unfinished file of an interrupted run: " + f);
         fs::remove(e.path(), ec);
     }
+}
+
+FileState ReleaseFolder::state(const ReleaseStep& s) const {
+    if (!fs::exists(path(s.file))) return FileState::Missing;
+    const auto e = manifest_.get(s.file);
+    return e && e->value("recipe", "") != s.recipe ? FileState::Stale : FileState::Complete;
+}
+
+FileLock& ReleaseFolder::lock_of(const std::string& file) {
+    auto& l = locks_[file];
+    if (!l) l = std::make_unique<FileLock>(dir_, file);
+    return *l;
+}
+
+std::optional<bool> ReleaseFolder::claim(const ReleaseStep& s, bool wait) {
+    FileLock& l = lock_of(s.file);
+    if (!l.try_lock()) {
+        if (!wait) return std::nullopt;
+        say(s.file + ": another release is writing it; waiting");
+        l.lock();
+    }
+    const FileState st = state(s);
+    if (st == FileState::Complete) {
+        locks_.erase(s.file);
+        return false;
+    }
+    if (st == FileState::Stale) {
+        say(s.file + ": made from different inputs last time; redoing it");
+        fs::remove(path(s.file));
+        manifest_.update(s.file, [](json& e) { e = nullptr; });
+    }
+    remove_temporaries_of(dir_, s.file, [&](const std::string& m) { say(m); });
+    return true;
+}
+
+ReleaseFile ReleaseFolder::record(const ReleaseStep& s, bool kept, const std::string& sha) {
+    const fs::path p = path(s.file);
+    ReleaseFile rf;
+    rf.file = s.file;
+    rf.quant = s.quant;
+    rf.size = fs::file_size(p);
+    rf.kept = kept;
+    const int64_t mtime = mtime_ns(p);
+    const auto e = manifest_.get(s.file);
+    if (sha.empty() && e && e->value("size", uint64_t{0}) == rf.size && e->value("mtime_ns", int64_t{0}) == mtime &&
+        e->contains("sha256")) {
+        rf.sha256 = (*e)["sha256"].get<std::string>();
+        rf.bpw = e->value("bpw", 0.0);
+        locks_.erase(s.file);
+        return rf;
+    }
+    const auto t0 = std::chrono::steady_clock::now();
+    rf.sha256 = sha.empty() ? sha256_file(p.string()) : sha;
+    if (sha.empty() && rf.size > (uint64_t{256} << 20))
+        say(s.file + ": hashed in " + std::to_string(static_cast<int>(seconds_since(t0))) + " s");
+    rf.bpw = s.quant == "imatrix" ? 0.0 : bits_per_weight(p.string());
+    manifest_.update_all([&](json& files) {
+        files[s.file] = json{{"recipe", s.recipe}, {"size", rf.size}, {"mtime_ns", mtime}, {"sha256", rf.sha256}, {"bpw", rf.bpw}};
+        files.erase(s.file + ".partial");
+    });
+    locks_.erase(s.file);
+    return rf;
+}
+
+std::string ReleaseFolder::source_sha(const std::string& source) {
+    const std::string key = ".source " + fs::absolute(source).lexically_normal().string();
+    const uint64_t size = fs::file_size(source);
+    const int64_t mtime = mtime_ns(source);
+    if (const auto e = manifest_.get(key);
+        e && e->value("size", uint64_t{0}) == size && e->value("mtime_ns", int64_t{0}) == mtime && e->contains("sha256"))
+        return (*e)["sha256"].get<std::string>();
+    const auto t0 = std::chrono::steady_clock::now();
+    const std::string sha = sha256_file(source);
+    say("hashed the source in " + std::to_string(static_cast<int>(seconds_since(t0))) + " s");
+    manifest_.update(key, [&](json& n) { n = json{{"size", size}, {"mtime_ns", mtime}, {"sha256", sha}}; });
+    return sha;
 }
 
 }  // namespace gemma

@@ -4,9 +4,13 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+
+#include "runtime/release_card.h"
 
 namespace gemma {
 
@@ -57,5 +61,47 @@ int64_t mtime_ns(const std::filesystem::path& p);
 // Removes "<file>.tmp-*" and "<file>.tmp" left by a killed writer. Call holding the file's lock.
 void remove_temporaries_of(const std::filesystem::path& dir, const std::string& file,
                            const std::function<void(const std::string&)>& say);
+
+// One output of a release: its file name, how the card names its method, and what it is made from.
+struct ReleaseStep {
+    std::string file, quant, recipe;
+};
+
+enum class FileState { Missing, Stale, Complete };
+
+// The folder as this process sees it: which files are complete, which it may make, their records.
+class ReleaseFolder {
+public:
+    ReleaseFolder(std::filesystem::path dir, std::function<void(const std::string&)> log)
+        : dir_(std::move(dir)), manifest_(dir_), log_(std::move(log)) {}
+
+    void say(const std::string& s) const {
+        if (log_) log_(s);
+    }
+    std::string path(const std::string& file) const { return (dir_ / file).string(); }
+    const std::filesystem::path& dir() const { return dir_; }
+    const Manifest& manifest() const { return manifest_; }
+
+    // Files carry their final name only once complete (writers rename finished files), so a file without a
+    // manifest entry is adopted; one the manifest says was made from other inputs is stale.
+    FileState state(const ReleaseStep& s) const;
+    // Takes the lock of `s` (waiting for another process when `wait`; nullopt when not waiting and it is
+    // taken) and returns whether this process must make the file: false when it is complete. Clears a
+    // stale file and a killed writer's temporaries.
+    std::optional<bool> claim(const ReleaseStep& s, bool wait);
+    // The file's record for the card, kept in the manifest (hashing the file only when the manifest has
+    // no hash of exactly this file); `sha` is the hash computed while writing it, when it was just made.
+    // Releases the file's lock.
+    ReleaseFile record(const ReleaseStep& s, bool kept, const std::string& sha = "");
+    // The source's SHA-256, remembered in the manifest by path, size and modification time.
+    std::string source_sha(const std::string& source);
+
+private:
+    FileLock& lock_of(const std::string& file);
+    std::filesystem::path dir_;
+    Manifest manifest_;
+    std::function<void(const std::string&)> log_;
+    std::map<std::string, std::unique_ptr<FileLock>> locks_;
+};
 
 }  // namespace gemma

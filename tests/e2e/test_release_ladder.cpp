@@ -88,6 +88,28 @@ TEST(ReleaseLadder, GoldenBytesWithOneJobPerDistinctTensorType) {
     }
 }
 
+// Gemma 2 and 3 (extra norm tensors, other head layouts): the same pipeline, read from each file's own keys.
+TEST(ReleaseLadder, LaterFamiliesMatchTheirGoldenFiles) {
+    for (const std::string fam : {"gemma2", "gemma3"}) {
+        const std::string stem = fam == "gemma2" ? "tiny-g2" : "tiny-g3";
+        for (const bool imatrix : {true, false}) {
+            SCOPED_TRACE(fam + (imatrix ? " with the imatrix" : " without"));
+            ReleaseOptions o;
+            o.source = test::golden(fam + "/" + stem + "-f32.gguf");
+            o.out_dir = test::temp_dir() + "/" + fam + (imatrix ? "qi" : "q");
+            o.name = "t";
+            if (imatrix) o.imatrix_file = test::golden(fam + "/" + stem + "-imatrix.gguf");
+            o.types = parse_release_types(imatrix ? "IQ3_S,IQ4_XS" : "Q2_K,Q3_K_M,Q4_0,Q4_K_M,Q5_K_M,Q6_K,Q8_0");
+            o.threads = 2;
+            for (const ReleaseFile& f : make_release(o).files) {
+                if (f.quant == "imatrix" || f.quant == "BF16") continue;
+                const std::string ref = test::golden(fam + "/" + (imatrix ? "qi/" : "q/") + stem + "-" + f.quant + ".gguf");
+                EXPECT_EQ(test::gguf_difference(o.out_dir + "/" + f.file, ref, {"quantize.imatrix.file"}), "") << f.file;
+            }
+        }
+    }
+}
+
 // Starts `gemma release ...`; returns its pid.
 pid_t spawn_release(std::vector<std::string> args) {
     args.insert(args.begin(), {GEMMA_BINARY, "release"});

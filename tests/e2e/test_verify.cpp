@@ -96,10 +96,14 @@ void rewrite(const std::string& path, const std::function<void(GgufKv&)>& edit_k
 }
 
 TEST(Verify, GoldenFoldersPassAsTheyAre) {
+    for (const char* sub : {"gemma2/q", "gemma2/qi", "gemma3/q", "gemma3/qi"}) {
+        const VerifyReport r = verify(test::golden(sub));
+        EXPECT_TRUE(r.ok()) << sub << "\n" << render_verify_report(r);
+    }
     for (const char* sub : {"q", "qi"}) {
         const VerifyReport r = verify(test::golden(std::string("tiny-7b/") + sub));
         EXPECT_TRUE(r.ok()) << sub << "\n" << render_verify_report(r);
-        EXPECT_EQ(r.files.size(), std::string(sub) == "q" ? 20u : 20u);
+        EXPECT_EQ(r.files.size(), 20u);  // q: 18 quantized types + F16 + BF16; qi: 20 quantized types
         for (const VerifiedFile& f : r.files) {
             EXPECT_EQ(f.kind, "model") << f.file;
             EXPECT_FALSE(f.quant.empty()) << f.file;

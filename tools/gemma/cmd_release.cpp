@@ -89,6 +89,9 @@ int run_release(int argc, char** argv) {
                    "seconds between checkpoints of the files being written: a killed run resumes from the last "
                    "one (default 60)")
         ->check(CLI::NonNegativeNumber);
+    app.add_flag("--dry-run", o.dry_run,
+                 "plan only: each file's size, the distinct quantization jobs of one pass and their estimated CPU time "
+                 "by type (to split a ladder over machines); writes nothing");
     app.add_option("--progress-interval", interval,
                    "seconds between progress lines when stderr is not a terminal (default 30)")
         ->check(CLI::PositiveNumber);
@@ -99,7 +102,8 @@ int run_release(int argc, char** argv) {
     o.progress = [&](const gemma::ReleaseProgress& p) { line.update(p); };
     const gemma::ReleaseResult r = gemma::make_release(o);
     line.clear();
-    for (const auto& f : r.files) std::printf("%s  %s\n", f.sha256.c_str(), f.file.c_str());
+    if (!o.dry_run)
+        for (const auto& f : r.files) std::printf("%s  %s\n", f.sha256.c_str(), f.file.c_str());
     for (const auto& n : r.notes) std::fprintf(stderr, "note: %s\n", n.c_str());
     return 0;
 }
