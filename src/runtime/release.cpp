@@ -360,6 +360,7 @@ ReleaseResult make_release(const ReleaseOptions& opt) {
             ip.chunks = in.im_plan.n_chunks;
             ip.threads = opt.threads;
             ip.dataset = fs::path(opt.imatrix_text).filename().string();
+            ip.drop_weight_pages = true;  // the resident set stays near one layer, whatever the model size
             ip.on_chunk = [&](int c, int n, double ppl) {
                 ReleaseProgress p;
                 p.phase = "imatrix";

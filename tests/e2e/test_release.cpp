@@ -24,7 +24,12 @@
 #include "gguf/gguf.h"
 #include "quant/ladder.h"
 #include "quant/quantize_model.h"
+#include "model/model.h"
+#include "runtime/imatrix_collect.h"
+#include "runtime/perplexity.h"
 #include "runtime/release.h"
+#include "runtime/verify.h"
+#include "tokenizer/tokenizer.h"
 #include "support/gguf_compare.h"
 #include "support/golden.h"
 #include "gemma_paths.h"
@@ -158,6 +163,11 @@ TEST(Release, WritesEveryFileTheCardAndChecksumsThenKeepsThem) {
         EXPECT_LT(f.bpw, 17.0) << f.file;
     }
     EXPECT_NE(card.find("KL-divergence"), std::string::npos);
+    // Our own folder passes the audit, checksums and card included, without a warning.
+    VerifyOptions vo;
+    vo.dir = dir;
+    const VerifyReport audit = verify_folder(vo);
+    EXPECT_TRUE(audit.ok() && audit.issues.empty()) << render_verify_report(audit);
     auto find = [&](const std::string& q) {
         for (const ReleaseFile& f : r.files)
             if (f.quant == q) return f;
@@ -281,6 +291,27 @@ TEST(Release, KilledAtRandomPointsResumesToTheSameFiles) {
     for (const auto& [f, bytes] : want) EXPECT_TRUE(got.count(f) && got.at(f) == bytes) << f << ", kills after" << kills;
     expect_no_temporaries(dir);
     for (const auto& e : fs::directory_iterator(dir)) EXPECT_NE(e.path().extension(), ".partial") << e.path();
+}
+
+// The release collects its imatrix dropping each layer's mapped pages as it goes: same statistics.
+TEST(Release, ImatrixDroppingWeightPagesChangesNothing) {
+    const auto model = Model::load(tiny_model(TypeId::F16));
+    const std::vector<int32_t> tokens =
+        tokenize_eval_text(Tokenizer::from_gguf(model->gguf()), read_eval_text(calibration(), "text"));
+    ImatrixParams p;
+    p.ctx = 128;
+    p.chunks = 2;
+    p.threads = 2;
+    const ImatrixRun a = collect_imatrix(*model, tokens, p);
+    p.drop_weight_pages = true;
+    const ImatrixRun b = collect_imatrix(*model, tokens, p);
+    EXPECT_EQ(a.ppl, b.ppl);
+    ASSERT_EQ(a.imatrix.entries.size(), b.imatrix.entries.size());
+    for (const auto& [name, e] : a.imatrix.entries) {
+        ASSERT_TRUE(b.imatrix.entries.count(name)) << name;
+        EXPECT_EQ(e.sums, b.imatrix.entries.at(name).sums) << name;
+        EXPECT_EQ(e.counts, b.imatrix.entries.at(name).counts) << name;
+    }
 }
 
 TEST(Release, WithoutImatrixSkipsTheTypesThatNeedOne) {
