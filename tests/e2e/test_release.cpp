@@ -393,6 +393,10 @@ TEST(ReleaseBadInput, ClearErrorsBeforeAnyWork) {
         {"--eval-text " + text + " --eval-ctx 100000", "too large"},
         {"--eval-text " + text + " --eval-ctx 8000", "needs at least"},
         {"--name a/b", "--name"},
+        {"--imatrix " + tmp + "/missing.gguf", "--imatrix: "},
+        {"--imatrix " + tmp + "/empty.txt", "--imatrix: "},
+        {"--imatrix " + test::golden("tiny-7b/tiny-7b-imatrix.gguf") + " --imatrix-text " + text, "give one"},
+        {"--types all,Q9_K", "unknown type 'Q9_K'"},
     };
     for (const Case& c : cases) {
         std::string err;

@@ -69,7 +69,20 @@ TEST(ReleaseLadder, GoldenBytesWithOneJobPerDistinctTensorType) {
         const std::string dir = test::temp_dir() + (imatrix ? "/qi" : "/q");
         ReleaseOptions o = golden_release(dir, imatrix);
         o.types = parse_release_types("all,IQ3_XXS");
+        o.dry_run = true;
+        const ReleaseResult plan = make_release(o);
+        EXPECT_FALSE(fs::exists(dir));  // a dry run writes nothing
+        o.dry_run = false;
         const ReleaseResult r = make_release(o);
+        // The plan said what the pass did: the same jobs, and each file's tensor bytes.
+        EXPECT_EQ(plan.jobs_run, r.jobs_run);
+        EXPECT_EQ(plan.jobs_planned, r.jobs_planned);
+        for (const ReleaseFile& p : plan.files) {
+            const auto f = GgufFile::open(dir + "/" + p.file);
+            uint64_t bytes = 0;
+            for (const GgufTensor& t : f->tensors()) bytes += t.nbytes;
+            EXPECT_EQ(p.size, bytes) << p.file;
+        }
         size_t compared = 0;
         for (const ReleaseFile& f : r.files) {
             if (f.quant == "imatrix") continue;
