@@ -310,6 +310,9 @@ QuantFilesResult quantize_files(const std::vector<QuantOutput>& outs, const Quan
                     }
                 }
             });
+            // These source rows are done: drop their pages now, so even a vocabulary-sized tensor costs
+            // one batch of resident memory (the pages at the batch edges go with the tensor).
+            release_mapped_pages(t.data + static_cast<size_t>(r0) * src_row, static_cast<size_t>(n) * src_row);
             if (o.on_progress) {
                 QuantProgress p;
                 p.tensor = i;
@@ -329,7 +332,6 @@ QuantFilesResult quantize_files(const std::vector<QuantOutput>& outs, const Quan
         }
         jobs_done += j1 - j0;
         res.bytes_read += t.nbytes;
-        // The source's pages of this tensor are not needed again: keep the resident set small.
         release_mapped_pages(t.data, t.nbytes);
         if (o.on_checkpoint && i + 1 < order.size() && since(last_checkpoint) >= o.checkpoint_seconds) {
             std::vector<std::pair<size_t, uint64_t>> at(outs.size(), {0, 0});
