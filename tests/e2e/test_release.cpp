@@ -3,7 +3,6 @@
 
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -32,9 +31,8 @@
 #include "tokenizer/tokenizer.h"
 #include "support/gguf_compare.h"
 #include "support/golden.h"
+#include "support/release_support.h"
 #include "gemma_paths.h"
-
-extern char** environ;
 
 namespace gemma {
 namespace {
@@ -191,22 +189,6 @@ TEST(Release, WritesEveryFileTheCardAndChecksumsThenKeepsThem) {
     EXPECT_EQ(slurp(dir + "/README.md"), card);
 }
 
-// Starts `gemma args...` with stderr to `log`; returns its pid.
-pid_t spawn_gemma(std::vector<std::string> args, const std::string& log) {
-    args.insert(args.begin(), GEMMA_BINARY);
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 2, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    pid_t pid = 0;
-    EXPECT_EQ(posix_spawn(&pid, GEMMA_BINARY, &fa, nullptr, argv.data(), environ), 0);
-    posix_spawn_file_actions_destroy(&fa);
-    return pid;
-}
-
 // SIGKILLs `pid` unless it exited first; returns whether it was killed.
 bool kill_unless_exited(pid_t pid) {
     int status = 0;
@@ -230,16 +212,6 @@ size_t checkpointed_tensors(const std::string& dir) {
     return n;
 }
 
-// Files of a release folder (not its hidden state) with their bytes.
-std::map<std::string, std::vector<uint8_t>> folder_files(const std::string& dir) {
-    std::map<std::string, std::vector<uint8_t>> m;
-    for (const auto& e : fs::directory_iterator(dir)) {
-        const std::string f = e.path().filename().string();
-        if (f[0] != '.') m[f] = test::read_file_bytes(e.path().string());
-    }
-    return m;
-}
-
 TEST(Release, KilledAtRandomPointsResumesToTheSameFiles) {
     const std::string ref = test::temp_dir() + "/ref", dir = test::temp_dir() + "/out";
     const std::vector<std::string> types = {"Q2_K", "Q3_K_S", "Q4_0", "Q4_K_M", "IQ4_XS", "Q6_K", "Q8_0"};
@@ -254,7 +226,8 @@ TEST(Release, KilledAtRandomPointsResumesToTheSameFiles) {
                                            "--types", type_list, "--checkpoint-every", "0"};
     const std::string log = test::temp_dir() + "/log";
     // First a kill once a few tensors are durable, so the next run must continue the temporaries...
-    pid_t pid = spawn_gemma(args, log);
+    pid_t pid = test::spawn_gemma(args, log);
+    ASSERT_GT(pid, 0);
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
     while (checkpointed_tensors(dir) < 3 && std::chrono::steady_clock::now() < deadline && waitpid(pid, nullptr, WNOHANG) == 0)
         std::this_thread::sleep_for(std::chrono::milliseconds(2));
@@ -265,7 +238,7 @@ TEST(Release, KilledAtRandomPointsResumesToTheSameFiles) {
     std::mt19937 rng(std::random_device{}());
     std::string kills;
     for (int k = 0; k < 3; ++k) {
-        pid = spawn_gemma(args, log + std::to_string(k));
+        pid = test::spawn_gemma(args, log + std::to_string(k));
         while (k == 0 && slurp(log + "0").find("continuing") == std::string::npos &&
                std::chrono::steady_clock::now() < deadline && waitpid(pid, nullptr, WNOHANG) == 0)
             std::this_thread::sleep_for(std::chrono::milliseconds(2));
@@ -286,7 +259,7 @@ TEST(Release, KilledAtRandomPointsResumesToTheSameFiles) {
     ReleaseOptions r = o;
     r.out_dir = dir;
     make_release(r);
-    const auto want = folder_files(ref), got = folder_files(dir);
+    const auto want = test::folder_files(ref), got = test::folder_files(dir);
     EXPECT_EQ(got.size(), want.size()) << "kills after" << kills;
     for (const auto& [f, bytes] : want) EXPECT_TRUE(got.count(f) && got.at(f) == bytes) << f << ", kills after" << kills;
     expect_no_temporaries(dir);

@@ -1,8 +1,6 @@
 // `gemma release` against llama-quantize's golden ladder, its job count, and disjoint --types runs sharing a folder.
 #include <gtest/gtest.h>
 
-#include <fcntl.h>
-#include <spawn.h>
 #include <sys/wait.h>
 
 #include <filesystem>
@@ -14,9 +12,7 @@
 #include "runtime/release.h"
 #include "support/gguf_compare.h"
 #include "support/golden.h"
-#include "gemma_paths.h"
-
-extern char** environ;
+#include "support/release_support.h"
 
 namespace gemma {
 namespace {
@@ -123,31 +119,6 @@ TEST(ReleaseLadder, LaterFamiliesMatchTheirGoldenFiles) {
     }
 }
 
-// Starts `gemma release ...`; returns its pid.
-pid_t spawn_release(std::vector<std::string> args) {
-    args.insert(args.begin(), {GEMMA_BINARY, "release"});
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-    pid_t pid = 0;
-    EXPECT_EQ(posix_spawn(&pid, GEMMA_BINARY, &fa, nullptr, argv.data(), environ), 0);
-    posix_spawn_file_actions_destroy(&fa);
-    return pid;
-}
-
-std::map<std::string, std::vector<uint8_t>> folder_files(const std::string& dir) {
-    std::map<std::string, std::vector<uint8_t>> m;
-    for (const auto& e : fs::directory_iterator(dir)) {
-        const std::string f = e.path().filename().string();
-        if (f[0] != '.') m[f] = test::read_file_bytes(e.path().string());
-    }
-    return m;
-}
-
 TEST(ReleaseLadder, DisjointTypesInParallelThenAFinalRunEqualOneRun) {
     const std::string one = test::temp_dir() + "/one", shared = test::temp_dir() + "/shared";
     const std::string a = "Q2_K,IQ3_S,Q4_K_S,Q4_K_M,Q6_K", b = "Q3_K_M,IQ4_XS,Q4_0,Q5_K_M,Q8_0";
@@ -157,11 +128,13 @@ TEST(ReleaseLadder, DisjointTypesInParallelThenAFinalRunEqualOneRun) {
 
     // Both want the imatrix copy and the BF16 file too: whichever comes second waits for those, never for
     // the other's ladder files.
-    const std::vector<std::string> common = {o.source, "--out", shared, "--name", "t", "--imatrix", o.imatrix_file, "-t", "1"};
+    const std::vector<std::string> common = {"release", o.source, "--out", shared, "--name", "t", "--imatrix", o.imatrix_file, "-t", "1"};
     std::vector<std::string> args_a = common, args_b = common;
     args_a.insert(args_a.end(), {"--types", a});
     args_b.insert(args_b.end(), {"--types", b});
-    const pid_t pa = spawn_release(args_a), pb = spawn_release(args_b);
+    const pid_t pa = test::spawn_gemma(args_a), pb = test::spawn_gemma(args_b);
+    ASSERT_GT(pa, 0);
+    ASSERT_GT(pb, 0);
     for (const pid_t pid : {pa, pb}) {
         int status = 0;
         ASSERT_EQ(waitpid(pid, &status, 0), pid);
@@ -172,7 +145,7 @@ TEST(ReleaseLadder, DisjointTypesInParallelThenAFinalRunEqualOneRun) {
     const ReleaseResult r = make_release(fin);
     for (const ReleaseFile& f : r.files) EXPECT_TRUE(f.kept) << f.file;
     EXPECT_EQ(r.jobs_run, 0u);
-    const auto want = folder_files(one), got = folder_files(shared);
+    const auto want = test::folder_files(one), got = test::folder_files(shared);
     EXPECT_EQ(got.size(), want.size());
     for (const auto& [f, bytes] : want) EXPECT_TRUE(got.count(f) && got.at(f) == bytes) << f;
 }
