@@ -394,21 +394,20 @@ ReleaseResult make_release(const ReleaseOptions& opt) {
     std::vector<LadderOut> outs = ladder_outputs(types, name, !im_path.empty(), src_id, im_sha, result.notes);
     for (const std::string& n : result.notes) rel.say(n);
     if (!bf16_rec) outs.push_back({{bf16.file, "BF16", "BF16 of " + src_id}, Ftype::BF16, false, std::nullopt});
-    using Out = LadderOut;
     const size_t n_files = outs.size() + (bf16_rec ? 1 : 0);
     auto n_done = [&] {
         size_t n = bf16_rec ? 1 : 0;
-        for (const Out& o : outs) n += o.rec ? 1 : 0;
+        for (const LadderOut& o : outs) n += o.rec ? 1 : 0;
         return n;
     };
-    for (Out& o : outs)
+    for (LadderOut& o : outs)
         if (rel.state(o.step) == FileState::Complete) {
             o.rec = rel.record(o.step, true);
             rel.say(o.step.file + ": complete, kept");
         }
     while (n_done() < n_files) {
-        std::vector<Out*> mine;
-        for (Out& o : outs) {
+        std::vector<LadderOut*> mine;
+        for (LadderOut& o : outs) {
             if (o.rec) continue;
             const auto claim = rel.claim(o.step, /*wait=*/false);
             if (!claim) continue;
@@ -417,7 +416,7 @@ ReleaseResult make_release(const ReleaseOptions& opt) {
         }
         if (mine.empty()) {
             // Everything left is being written by other processes: wait for the first, then look again.
-            for (Out& o : outs)
+            for (LadderOut& o : outs)
                 if (!o.rec) {
                     if (!*rel.claim(o.step, /*wait=*/true)) o.rec = rel.record(o.step, true);
                     break;
@@ -426,7 +425,7 @@ ReleaseResult make_release(const ReleaseOptions& opt) {
         }
         std::vector<QuantPlan> plans;
         plans.reserve(mine.size());
-        for (Out* o : mine)
+        for (LadderOut* o : mine)
             plans.push_back(plan_quantization(*src, o->ftype, o->use_im ? with_im : without_im,
                                               {source_path, with_im.present() ? with_im.path() : "", false}));
         // Each file goes through "<file>.partial"; the manifest's "<file>.partial" entry says how much of it
@@ -488,7 +487,7 @@ ReleaseResult make_release(const ReleaseOptions& opt) {
         rel.say(strf("%zu files written in %.1f s: %zu quantization jobs for %zu quantized tensors (%.0f%%)", mine.size(),
                      r.seconds, r.jobs_run, r.jobs_planned, r.jobs_planned ? 100.0 * r.jobs_run / r.jobs_planned : 0.0));
     }
-    for (Out& o : outs)
+    for (LadderOut& o : outs)
         if (o.step.quant == "BF16") bf16_rec = o.rec;
         else result.files.push_back(*o.rec);
     result.files.push_back(*bf16_rec);
