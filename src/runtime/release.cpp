@@ -162,7 +162,8 @@ Inputs check_inputs(const ReleaseOptions& opt, std::unique_ptr<GgufFile>& src) {
 }  // namespace
 
 std::string format_release_progress(const ReleaseProgress& p) {
-    std::string s = strf("%s %zu/%zu files", p.phase.c_str(), p.files_done, p.files_total);
+    std::string s = p.phase;
+    if (p.files_total) s += strf(" %zu/%zu files", p.files_done, p.files_total);
     if (p.files_writing) s += strf(" (%zu being written)", p.files_writing);
     s += strf(" | %3.0f%%", 100 * p.fraction);
     if (!p.current.empty()) s += " | " + p.current;
