@@ -1,4 +1,5 @@
-// SHA-256 (FIPS 180-4) for the SHA256SUMS file of a release: streaming hasher and whole-file helper.
+// SHA-256 for the SHA256SUMS file of a release: streaming hasher and whole-file helper (OpenSSL's
+// implementation, which uses the CPU's SHA instructions: a release hashes tens of GB as it writes them).
 #pragma once
 #include <array>
 #include <cstddef>
@@ -11,7 +12,13 @@ namespace gemma {
 
 class Sha256 {
 public:
-    Sha256() { reset(); }
+    Sha256();
+    ~Sha256();
+    Sha256(Sha256&& o) noexcept : ctx_(o.ctx_) { o.ctx_ = nullptr; }
+    Sha256& operator=(Sha256&& o) noexcept;
+    Sha256(const Sha256&) = delete;
+    Sha256& operator=(const Sha256&) = delete;
+
     void reset();
     void update(const void* data, size_t n);
     void update(std::string_view s) { update(s.data(), s.size()); }
@@ -20,11 +27,7 @@ public:
     std::string hex_digest();  // 64 lowercase hex digits
 
 private:
-    void block(const uint8_t* p);
-    uint32_t h_[8];
-    uint8_t buf_[64];
-    size_t buf_len_ = 0;
-    uint64_t total_ = 0;
+    void* ctx_ = nullptr;  // EVP_MD_CTX
 };
 
 std::string sha256_hex(std::string_view data);

@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -54,6 +55,9 @@ struct GgufValue {
     }
     std::string to_display(size_t max_elems = 8) const;  // short human-readable form for `gemma info`
 };
+
+// Same type and same value (arrays: same element type and elements).
+bool gguf_values_equal(const GgufValue& a, const GgufValue& b);
 
 struct GgufKv {
     std::string key;
@@ -146,19 +150,38 @@ public:
     void write_tensor_data(const void* data, size_t bytes);
     // Pad, flush, fsync, rename into place.
     void finish();
+    // Sees every byte of the file as it is written, in order (to hash it without reading it back).
+    void set_observer(std::function<void(const void*, size_t)> f) { observer_ = std::move(f); }
+    uint64_t bytes_written() const { return pos_; }
+
+    // Resumable writing (long jobs that may be killed): the temporary is "<path>.partial" and survives
+    // the writer. Call before write_header()/resume().
+    void set_resumable();
+    const std::string& temporary_path() const { return tmp_path_; }
+    // Flushes and fsyncs; afterwards the first `bytes` bytes (returned) hold the header and `tensors_done`
+    // whole tensors. Only between tensors.
+    uint64_t checkpoint(size_t* tensors_done);
+    // Instead of write_header(): continues a temporary left by an earlier writer of the same header and
+    // tensors that checkpointed (tensors_done, bytes); the observer is fed the kept bytes. Returns false
+    // when the temporary is missing, shorter, or not that writer's (the observer may have seen part of
+    // it: reset what it computes before write_header()).
+    bool resume(size_t tensors_done, uint64_t bytes);
 
 private:
     struct Info { std::string name; TypeId type; std::vector<int64_t> ne; uint64_t offset, nbytes; };
     void write_raw(const void* p, size_t n);
+    std::vector<uint8_t> header_bytes() const;
+    uint64_t tensor_start(size_t i) const;  // file offset of tensor i's data (the end of the data for i = count)
     std::string path_, tmp_path_;
     uint32_t alignment_;
     std::vector<GgufKv> kvs_;
     std::vector<Info> infos_;
     std::FILE* fp_ = nullptr;
-    bool header_written_ = false, finished_ = false;
+    bool header_written_ = false, finished_ = false, resumable_ = false;
     size_t cur_tensor_ = 0;
     uint64_t cur_written_ = 0;
     uint64_t pos_ = 0;
+    std::function<void(const void*, size_t)> observer_;
 };
 
 }  // namespace gemma

@@ -135,4 +135,21 @@ std::string GgufTensor::shape_string() const {
     return s + "]";
 }
 
+bool gguf_values_equal(const GgufValue& a, const GgufValue& b) {
+    if (a.type != b.type) return false;
+    switch (a.type) {
+        case GgufType::STRING: return a.str == b.str;
+        case GgufType::FLOAT32: case GgufType::FLOAT64: return a.f64 == b.f64 || (a.f64 != a.f64 && b.f64 != b.f64);
+        case GgufType::INT8: case GgufType::INT16: case GgufType::INT32: case GgufType::INT64: return a.i64 == b.i64;
+        case GgufType::ARRAY:
+            if (a.elem_type != b.elem_type || a.count != b.count || a.raw != b.raw || a.strs != b.strs ||
+                a.arrays.size() != b.arrays.size())
+                return false;
+            for (size_t i = 0; i < a.arrays.size(); ++i)
+                if (!gguf_values_equal(a.arrays[i], b.arrays[i])) return false;
+            return true;
+        default: return a.u64 == b.u64;
+    }
+}
+
 }  // namespace gemma

@@ -23,7 +23,13 @@ GgufWriter::GgufWriter(std::string path, uint32_t alignment) : path_(std::move(p
 
 GgufWriter::~GgufWriter() {
     if (fp_) std::fclose(fp_);
-    if (!finished_ && header_written_) std::remove(tmp_path_.c_str());
+    if (!finished_ && header_written_ && !resumable_) std::remove(tmp_path_.c_str());
+}
+
+void GgufWriter::set_resumable() {
+    GEMMA_ASSERT(!header_written_);
+    resumable_ = true;
+    tmp_path_ = path_ + ".partial";
 }
 
 void GgufWriter::set(const std::string& key, GgufValue v) {
@@ -60,6 +66,7 @@ void GgufWriter::add_tensor(const std::string& name, TypeId type, std::vector<in
 void GgufWriter::write_raw(const void* p, size_t n) {
     if (n && std::fwrite(p, 1, n, fp_) != n)
         throw_error(tmp_path_ + ": write failed: " + std::strerror(errno));
+    if (n && observer_) observer_(p, n);
     pos_ += n;
 }
 
@@ -105,12 +112,7 @@ void put_value(std::vector<uint8_t>& b, const GgufValue& v) {
 
 }  // namespace
 
-void GgufWriter::write_header() {
-    GEMMA_ASSERT(!header_written_);
-    fp_ = std::fopen(tmp_path_.c_str(), "wb");
-    if (!fp_) throw_error(path_ + ": cannot create output file: " + std::strerror(errno));
-    header_written_ = true;
-    std::setvbuf(fp_, nullptr, _IOFBF, 1 << 20);
+std::vector<uint8_t> GgufWriter::header_bytes() const {
     std::vector<uint8_t> b;
     b.insert(b.end(), {'G', 'G', 'U', 'F'});
     put<uint32_t>(b, 3);
@@ -129,7 +131,63 @@ void GgufWriter::write_header() {
         put<uint64_t>(b, i.offset);
     }
     b.resize(pad_to(b.size(), alignment_), 0);
+    return b;
+}
+
+uint64_t GgufWriter::tensor_start(size_t i) const {
+    const uint64_t data = header_bytes().size();
+    if (i < infos_.size()) return data + infos_[i].offset;
+    return infos_.empty() ? data : data + pad_to(infos_.back().offset + infos_.back().nbytes, alignment_);
+}
+
+void GgufWriter::write_header() {
+    GEMMA_ASSERT(!header_written_);
+    fp_ = std::fopen(tmp_path_.c_str(), "wb");
+    if (!fp_) throw_error(path_ + ": cannot create output file: " + std::strerror(errno));
+    header_written_ = true;
+    std::setvbuf(fp_, nullptr, _IOFBF, 1 << 20);
+    const std::vector<uint8_t> b = header_bytes();
     write_raw(b.data(), b.size());
+}
+
+uint64_t GgufWriter::checkpoint(size_t* tensors_done) {
+    GEMMA_ASSERT(header_written_ && !finished_ && cur_written_ == 0);
+    if (std::fflush(fp_) != 0 || ::fsync(::fileno(fp_)) != 0)
+        throw_error(tmp_path_ + ": flush failed: " + std::strerror(errno));
+    *tensors_done = cur_tensor_;
+    return pos_;
+}
+
+bool GgufWriter::resume(size_t tensors_done, uint64_t bytes) {
+    GEMMA_ASSERT(!header_written_ && resumable_);
+    if (tensors_done > infos_.size() || bytes != tensor_start(tensors_done)) return false;
+    std::FILE* f = std::fopen(tmp_path_.c_str(), "r+b");
+    if (!f) return false;
+    // The kept part must start with exactly this writer's header; it is read back once for the observer.
+    const std::vector<uint8_t> want = header_bytes();
+    std::vector<uint8_t> buf(std::max<size_t>(want.size(), size_t{4} << 20));
+    bool ok = std::fread(buf.data(), 1, want.size(), f) == want.size() &&
+              std::equal(want.begin(), want.end(), buf.begin());
+    if (ok && observer_) observer_(buf.data(), want.size());
+    for (uint64_t at = want.size(); ok && at < bytes;) {
+        const size_t n = static_cast<size_t>(std::min<uint64_t>(buf.size(), bytes - at));
+        ok = std::fread(buf.data(), 1, n, f) == n;
+        if (ok && observer_) observer_(buf.data(), n);
+        at += n;
+    }
+    if (!ok || std::fflush(f) != 0 || ::ftruncate(::fileno(f), static_cast<off_t>(bytes)) != 0 ||
+        std::fseek(f, static_cast<long>(bytes), SEEK_SET) != 0) {
+        std::fclose(f);
+        if (ok) throw_error(tmp_path_ + ": cannot continue writing: " + std::strerror(errno));
+        return false;  // the observer saw bytes: the caller starts over with a fresh writer
+    }
+    fp_ = f;
+    std::setvbuf(fp_, nullptr, _IOFBF, 1 << 20);
+    header_written_ = true;
+    cur_tensor_ = tensors_done;
+    cur_written_ = 0;
+    pos_ = bytes;
+    return true;
 }
 
 void GgufWriter::write_tensor_data(const void* data, size_t bytes) {

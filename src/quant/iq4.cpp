@@ -16,17 +16,25 @@ namespace {
 constexpr float kGroupMaxEps = 1e-15f;
 constexpr int kNtry = 7;  // llama-quantize never uses the ntry = -1 `_ref` variant
 
-// Nearest code-book entry; an exact midpoint goes to the upper entry (strict `<`), as in ggml.
-// ggml finds the bracketing pair by binary search; counting the entries <= x finds the same pair (the
-// 16 values rise strictly) without the four unpredictable branches that dominated IQ4 quantization.
-int best_index_int8(const int8_t* val, float x) {
-    if (x <= val[0]) return 0;
-    if (x >= val[15]) return 15;
-    if (x != x) return 15;  // NaN: where ggml's search ends
-    int ml = 0;
-    for (int k = 1; k < 15; ++k) ml += static_cast<float>(val[k]) <= x ? 1 : 0;
-    const int mu = ml + 1;
-    return x - val[mu - 1] < val[mu] - x ? mu - 1 : mu;
+// ggml's best_index_int8 (the nearest code-book entry; an exact midpoint goes to the upper entry, NaN to the
+// last) for the 32 values a * x[j] of a block at once. ggml finds the bracketing pair by binary search;
+// counting the entries <= y finds the same pair (the 16 values rise strictly), and with the code book in the
+// outer loop the inner loop is 32 independent compares the compiler turns into vector instructions.
+// Comparisons round nothing, so the indices are ggml's exactly.
+void best_indices32(const int8_t* val, float a, const float* x, int* idx) {
+    float y[32];
+    for (int j = 0; j < 32; ++j) y[j] = a * x[j];
+    int cnt[32] = {};
+    for (int k = 1; k < 15; ++k) {
+        const float v = val[k];
+        for (int j = 0; j < 32; ++j) cnt[j] += v <= y[j] ? 1 : 0;
+    }
+    for (int j = 0; j < 32; ++j) {
+        const float t = y[j];
+        if (t <= val[0]) idx[j] = 0;
+        else if (t >= val[15] || t != t) idx[j] = 15;
+        else idx[j] = t - val[cnt[j]] < val[cnt[j] + 1] - t ? cnt[j] : cnt[j] + 1;
+    }
 }
 
 // One super-block (32 for NL, 256 for XS) of 32-element sub-blocks. Fills the best scale of every
@@ -60,8 +68,10 @@ float search_scales(const float* x, int super_size, const float* qw, float* scal
         float d = -max / values[0];
         float id = 1 / d;
         float sumqx = 0, sumq2 = 0;
+        int idx[32];
+        best_indices32(values, id, xb, idx);
         for (int j = 0; j < 32; ++j) {
-            const int l = best_index_int8(values, id * xb[j]);
+            const int l = idx[j];
             Lb[j] = static_cast<uint8_t>(l);
             const float q = values[l];
             const float w = weight[j];
@@ -74,8 +84,9 @@ float search_scales(const float* x, int super_size, const float* qw, float* scal
         for (int itry = -kNtry; itry <= kNtry; ++itry) {
             id = static_cast<float>(itry + values[0]) / max;
             sumqx = sumq2 = 0;
+            best_indices32(values, id, xb, idx);
             for (int j = 0; j < 32; ++j) {
-                const float q = values[best_index_int8(values, id * xb[j])];
+                const float q = values[idx[j]];
                 const float w = weight[j];
                 sumqx += w * q * xb[j];
                 sumq2 += w * q * q;
@@ -104,7 +115,9 @@ void quantize_block_iq4_nl(const float* x, const float* qw, block_iq4_nl* y) {
     search_scales(x, 32, qw, &scale, L);
     y->d = fp32_to_fp16(scale);
     const float id = scale ? 1 / scale : 0;  // the unrounded scale, not f32(fp16)
-    for (int j = 0; j < 32; ++j) L[j] = static_cast<uint8_t>(best_index_int8(kvalues_iq4nl, id * x[j]));
+    int idx[32];
+    best_indices32(kvalues_iq4nl, id, x, idx);
+    for (int j = 0; j < 32; ++j) L[j] = static_cast<uint8_t>(idx[j]);
     pack_nibbles(L, 32, y->qs);
 }
 
@@ -122,8 +135,9 @@ void quantize_block_iq4_xs(const float* x, const float* qw, block_iq4_xs* y) {
         l = std::max(-32, std::min(31, l));
         const float dl = d * l;  // f32 d, not the fp16-rounded one
         const float idl = dl ? 1 / dl : 0.f;
-        for (int j = 0; j < 32; ++j)
-            L[32 * ib + j] = static_cast<uint8_t>(best_index_int8(kvalues_iq4nl, idl * x[32 * ib + j]));
+        int idx[32];
+        best_indices32(kvalues_iq4nl, idl, x + 32 * ib, idx);
+        for (int j = 0; j < 32; ++j) L[32 * ib + j] = static_cast<uint8_t>(idx[j]);
         l += 32;
         const uint8_t lo = static_cast<uint8_t>(l & 0xF);
         if (ib % 2 == 0) y->scales_l[ib / 2] = lo;

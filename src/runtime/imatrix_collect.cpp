@@ -3,10 +3,13 @@
 #include "runtime/imatrix_collect.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <string_view>
 
 #include "core/error.h"
+#include "core/mapped_file.h"
+#include "gguf/gguf.h"
 #include "model/context.h"
 #include "runtime/perplexity.h"
 
@@ -52,12 +55,24 @@ ImatrixRun collect_imatrix(const Model& model, std::span<const int32_t> tokens, 
     cp.n_batch = p.n_batch;
     cp.n_threads = p.threads;
     Context ctx(model, cp);
+    // With drop_weight_pages: each layer's mapped weights, dropped once the next layer starts.
+    std::vector<std::vector<const GgufTensor*>> layer_tensors(static_cast<size_t>(cfg.n_layer));
+    if (p.drop_weight_pages)
+        for (const GgufTensor& t : model.gguf().tensors()) {
+            int l = -1;
+            if (std::sscanf(t.name.c_str(), "blk.%d.", &l) == 1 && l >= 0 && l < cfg.n_layer)
+                layer_tensors[static_cast<size_t>(l)].push_back(&t);
+        }
+    long done_below = 0;  // layers [0, done_below) of this pass are dropped
     ctx.set_debug_hook([&](std::string_view name, const float* data, int64_t n_tok, int64_t row_len, int64_t stride) {
-        if (n_tok < kMinRows || name.substr(0, 4) != "blk.") return;
+        if (name.substr(0, 4) != "blk.") return;
         const size_t dot = name.find('.', 4);
         if (dot == std::string_view::npos) return;
         const long layer = std::strtol(std::string(name.substr(4, dot - 4)).c_str(), nullptr, 10);
         if (layer < 0 || layer >= cfg.n_layer) return;
+        for (; p.drop_weight_pages && done_below < layer; ++done_below)
+            for (const GgufTensor* t : layer_tensors[static_cast<size_t>(done_below)]) release_mapped_pages(t->data, t->nbytes);
+        if (n_tok < kMinRows) return;
         const std::string_view what = name.substr(dot + 1);
         for (size_t s = 0; s < sites.size(); ++s) {
             if (what != sites[s].hook) continue;
@@ -92,6 +107,10 @@ ImatrixRun collect_imatrix(const Model& model, std::span<const int32_t> tokens, 
             const int64_t nb = std::min<int64_t>(n_batch, plan.ctx - b0);
             ctx.forward(std::span<const int32_t>(chunk.data() + b0, static_cast<size_t>(nb)), static_cast<int32_t>(b0),
                         static_cast<int32_t>(nb), logits.data());
+            if (p.drop_weight_pages) {
+                for (const GgufTensor& t : model.gguf().tensors()) release_mapped_pages(t.data, t.nbytes);
+                done_below = 0;
+            }
             for (int64_t i = 0; i < nb; ++i) {
                 const int64_t g = b0 + i;  // logits of position g predict token g + 1
                 if (g < first || g >= plan.ctx - 1) continue;

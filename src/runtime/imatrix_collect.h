@@ -17,6 +17,10 @@ struct ImatrixParams {
     int threads = 0;            // <= 0: all cores
     int64_t n_batch = 512;      // tokens per forward pass (llama's n_ubatch: the >= 16-row rule applies per pass)
     std::string dataset;        // recorded in imatrix.datasets (llama-imatrix records the -f argument)
+    // Drop this process's mapping of each layer's weights once the next layer starts (and of all weights
+    // after each pass): the page cache still holds them, but the resident set stays near one layer, so a
+    // model larger than the memory one may use can be calibrated (`gemma release` does this).
+    bool drop_weight_pages = false;
     // After each chunk: its index (from 0), the chunk count, the running perplexity of the second halves.
     std::function<void(int, int, double)> on_chunk;
 };

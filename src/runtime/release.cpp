@@ -1,34 +1,28 @@
-// The release pipeline: BF16 file, imatrix, every ladder file, checksums, evaluation and the model card,
-// each step skipped when its output is already complete (the manifest records recipes and hashes).
+// The release pipeline: BF16 file, imatrix, one shared quantization pass for every missing ladder file,
+// evaluation, checksums and the card; each step skipped when its output is already complete.
 #include "runtime/release.h"
 
-#include <fcntl.h>
-#include <sys/file.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <chrono>
-#include <cmath>
 #include <cstdarg>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <memory>
-#include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
 
 #include "convert/convert_hf.h"
 #include "core/error.h"
 #include "core/sha256.h"
-#include "gguf/describe.h"
 #include "gguf/gguf.h"
-#include "model/context.h"
+#include "model/config.h"
 #include "model/model.h"
-#include "quant/quantize_model.h"
+#include "quant/quantize_files.h"
+#include "quant/quantize_plan.h"
 #include "runtime/imatrix_collect.h"
 #include "runtime/perplexity.h"
+#include "runtime/release_eval.h"
+#include "runtime/release_state.h"
 #include "tokenizer/tokenizer.h"
 
 namespace gemma {
@@ -37,8 +31,7 @@ using nlohmann::json;
 
 namespace {
 
-constexpr const char* kManifest = ".gemma-release.json";
-constexpr const char* kLock = ".gemma-release.lock";
+using Clock = std::chrono::steady_clock;
 
 std::string strf(const char* f, ...) __attribute__((format(printf, 1, 2)));
 std::string strf(const char* f, ...) {
@@ -50,9 +43,7 @@ std::string strf(const char* f, ...) {
     return buf;
 }
 
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
+double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
 bool is_float_type(TypeId t) { return t == TypeId::F32 || t == TypeId::F16 || t == TypeId::BF16; }
 
@@ -61,216 +52,12 @@ std::string upper(std::string s) {
     return s;
 }
 
-// Writes through "<path>.tmp-<pid>", fsynced, then renamed: a reader never sees a partial file under `path`.
-void write_atomically(const std::string& path, const std::function<void(std::FILE*)>& fill) {
-    const std::string tmp = path + ".tmp-" + std::to_string(getpid());
-    std::FILE* f = std::fopen(tmp.c_str(), "wb");
-    if (!f) throw_error(path + ": cannot create");
-    try {
-        fill(f);
-    } catch (...) {
-        std::fclose(f);
-        std::remove(tmp.c_str());
-        throw;
-    }
-    const bool ok = std::fflush(f) == 0 && fsync(fileno(f)) == 0 && !std::ferror(f);
-    if (std::fclose(f) != 0 || !ok || std::rename(tmp.c_str(), path.c_str()) != 0) {
-        std::remove(tmp.c_str());
-        throw_error(path + ": write failed");
-    }
-}
-
-void write_text_atomically(const std::string& path, const std::string& text) {
-    write_atomically(path, [&](std::FILE* f) {
-        if (std::fwrite(text.data(), 1, text.size(), f) != text.size()) throw_error(path + ": write failed");
-    });
-}
-
-void copy_atomically(const std::string& src, const std::string& dst) {
-    std::unique_ptr<std::FILE, int (*)(std::FILE*)> in(std::fopen(src.c_str(), "rb"), std::fclose);
-    if (!in) throw_error(src + ": cannot open");
-    std::vector<char> buf(size_t{8} << 20);
-    write_atomically(dst, [&](std::FILE* out) {
-        size_t n;
-        while ((n = std::fread(buf.data(), 1, buf.size(), in.get())) > 0)
-            if (std::fwrite(buf.data(), 1, n, out) != n) throw_error(dst + ": write failed");
-        if (std::ferror(in.get())) throw_error(src + ": read error");
-    });
-}
-
-int64_t mtime_ns(const fs::path& p) {
-    struct stat st {};
-    if (::stat(p.c_str(), &st) != 0) throw_error(p.string() + ": cannot stat");
-    return static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
-}
-
-std::string mib(uint64_t bytes) { return strf("%.1f MiB", static_cast<double>(bytes) / 1048576.0); }
-
-double bits_per_weight(const std::string& path) {
-    const auto f = GgufFile::open(path);
-    double bits = 0, n = 0;
-    for (const GgufTensor& t : f->tensors()) {
-        bits += 8.0 * static_cast<double>(t.nbytes);
-        n += static_cast<double>(t.n_elements());
-    }
-    return n > 0 ? bits / n : 0;
-}
-
-// The output directory's state: what each finished file was made from, its hash and its evaluation.
-class Manifest {
-public:
-    explicit Manifest(fs::path dir) : dir_(std::move(dir)) {
-        std::ifstream f(dir_ / kManifest);
-        if (f) j_ = json::parse(f, nullptr, /*allow_exceptions=*/false);
-        if (!j_.is_object() || !j_.contains("files") || !j_["files"].is_object()) j_ = json{{"files", json::object()}};
-    }
-    json* entry(const std::string& file) {
-        auto& files = j_["files"];
-        return files.contains(file) ? &files[file] : nullptr;
-    }
-    json& make(const std::string& file) { return j_["files"][file]; }
-    void erase(const std::string& file) { j_["files"].erase(file); }
-    void save() const { write_text_atomically((dir_ / kManifest).string(), j_.dump(1) + "\n"); }
-
-private:
-    fs::path dir_;
-    json j_;
-};
-
-// Holds an exclusive lock on the output directory for the whole run (released by the kernel on exit,
-// also after SIGKILL), so two releases never write the same files.
-class DirLock {
-public:
-    explicit DirLock(const fs::path& dir) {
-        const std::string p = (dir / kLock).string();
-        fd_ = ::open(p.c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0644);
-        if (fd_ < 0) throw_error(p + ": cannot create the lock file");
-        if (flock(fd_, LOCK_EX | LOCK_NB) != 0) {
-            ::close(fd_);
-            throw_error(dir.string() + ": another `gemma release` is writing to this directory");
-        }
-    }
-    ~DirLock() { ::close(fd_); }
-    DirLock(const DirLock&) = delete;
-    DirLock& operator=(const DirLock&) = delete;
-
-private:
-    int fd_ = -1;
-};
-
-struct Step {
-    std::string file, quant;
-    std::string recipe;
-};
-
-class Releaser {
-public:
-    explicit Releaser(const ReleaseOptions& o) : opt_(o), dir_(o.out_dir), manifest_(dir_) {}
-
-    void say(const std::string& s) const {
-        if (opt_.log) opt_.log(s);
-    }
-    std::string path(const std::string& file) const { return (dir_ / file).string(); }
-
-    // True when `file` is complete and was made by `recipe` (files without a manifest entry are adopted:
-    // they carry their final name only because a writer finished them).
-    bool keep(const Step& s) {
-        if (!fs::exists(path(s.file))) return false;
-        const json* e = manifest_.entry(s.file);
-        if (e && e->value("recipe", "") != s.recipe) {
-            say(s.file + ": made from different inputs last time; redoing it");
-            fs::remove(path(s.file));
-            manifest_.erase(s.file);
-            manifest_.save();
-            return false;
-        }
-        return true;
-    }
-
-    // Hashes `file` unless the manifest already has the hash of exactly this file, then records it.
-    ReleaseFile record(const Step& s, bool kept) {
-        const fs::path p = path(s.file);
-        const uint64_t size = fs::file_size(p);
-        const int64_t mtime = mtime_ns(p);
-        json* e = manifest_.entry(s.file);
-        ReleaseFile rf;
-        rf.file = s.file;
-        rf.quant = s.quant;
-        rf.size = size;
-        rf.kept = kept;
-        if (e && e->value("size", uint64_t{0}) == size && e->value("mtime_ns", int64_t{0}) == mtime &&
-            e->contains("sha256")) {
-            rf.sha256 = (*e)["sha256"].get<std::string>();
-            rf.bpw = e->value("bpw", 0.0);
-        } else {
-            const auto t0 = std::chrono::steady_clock::now();
-            rf.sha256 = sha256_file(p.string());
-            rf.bpw = s.quant == "imatrix" ? 0.0 : bits_per_weight(p.string());
-            if (size > (uint64_t{256} << 20)) say(strf("  sha256 of %s in %.1f s", s.file.c_str(), seconds_since(t0)));
-            json& n = manifest_.make(s.file);
-            n = json{{"recipe", s.recipe}, {"size", size}, {"mtime_ns", mtime}, {"sha256", rf.sha256}, {"bpw", rf.bpw}};
-            manifest_.save();
-        }
-        return rf;
-    }
-
-    void store_eval(const std::string& file, const std::string& key, const ReleaseEval& ev) {
-        json* e = manifest_.entry(file);
-        GEMMA_ASSERT(e);
-        (*e)["eval"] = json{{"key", key},           {"ppl", ev.ppl},           {"ppl_err", ev.ppl_err},
-                            {"kld_mean", ev.kld_mean}, {"kld_median", ev.kld_median}, {"kld_p99", ev.kld_p99},
-                            {"kld_max", ev.kld_max},  {"same_top_percent", ev.same_top_percent},
-                            {"gen_tokens_per_s", ev.gen_tokens_per_s}};
-    }
-    std::optional<ReleaseEval> load_eval(const std::string& file, const std::string& key) {
-        const json* e = manifest_.entry(file);
-        if (!e || !e->contains("eval") || (*e)["eval"].value("key", "") != key) return std::nullopt;
-        const json& v = (*e)["eval"];
-        ReleaseEval ev;
-        ev.ppl = v.value("ppl", 0.0);
-        ev.ppl_err = v.value("ppl_err", 0.0);
-        ev.kld_mean = v.value("kld_mean", 0.0);
-        ev.kld_median = v.value("kld_median", 0.0);
-        ev.kld_p99 = v.value("kld_p99", 0.0);
-        ev.kld_max = v.value("kld_max", 0.0);
-        ev.same_top_percent = v.value("same_top_percent", 0.0);
-        ev.gen_tokens_per_s = v.value("gen_tokens_per_s", 0.0);
-        return ev;
-    }
-    void save_manifest() { manifest_.save(); }
-
-private:
-    const ReleaseOptions& opt_;
-    fs::path dir_;
-    Manifest manifest_;
-};
-
-// Removes temporaries a killed run left behind (GgufWriter's ".tmp-<pid>", legacy ".tmp").
-void remove_stale_temporaries(const fs::path& dir, const std::string& name, const Releaser& r) {
-    for (const auto& e : fs::directory_iterator(dir)) {
-        const std::string f = e.path().filename().string();
-        const bool ours = f.rfind(name + ".", 0) == 0 || f.rfind("SHA256SUMS", 0) == 0 || f.rfind("README.md", 0) == 0 ||
-                          f.rfind(kManifest, 0) == 0;
-        if (ours && e.is_regular_file() && (f.find(".tmp-") != std::string::npos || f.ends_with(".tmp"))) {
-            r.say("removing an unfinished file of an interrupted run: " + f);
-            fs::remove(e.path());
-        }
-    }
-}
-
-double measure_generation(const Model& m, ops::ThreadPool& pool, std::span<const int32_t> tokens, int n_gen) {
-    ContextParams cp;
-    cp.n_ctx = n_gen + 16;
-    cp.pool = &pool;
-    Context c(m, cp);
-    auto tok = [&](size_t i) { return tokens[i % tokens.size()]; };
-    std::vector<int32_t> prompt;
-    for (size_t i = 0; i < 8; ++i) prompt.push_back(tok(i));
-    c.eval(prompt);
-    c.decode(tok(8));  // warm-up: pages the weights in
-    const auto t0 = std::chrono::steady_clock::now();
-    for (int i = 0; i < n_gen; ++i) c.decode(tok(9 + static_cast<size_t>(i)));
-    return n_gen / seconds_since(t0);
+std::string duration(double s) {
+    if (s < 0) return "?";
+    const long t = std::lround(s);
+    if (t >= 3600) return strf("%ldh%02ldm", t / 3600, t / 60 % 60);
+    if (t >= 60) return strf("%ldm%02lds", t / 60, t % 60);
+    return strf("%lds", t);
 }
 
 std::string default_name(const GgufFile& src, const std::string& source) {
@@ -281,39 +68,109 @@ std::string default_name(const GgufFile& src, const std::string& source) {
     return n;
 }
 
-std::string card(const ReleaseOptions& opt, const std::string& name, const ReleaseResult& r, const std::string& source,
-                 const std::string& imatrix_desc, const std::string& eval_desc) {
-    std::ostringstream o;
-    const bool has_eval = !opt.eval_text.empty();
-    o << "# " << name << " GGUF\n\n";
-    o << "GGUF files of **" << name << "** for llama.cpp-compatible runtimes, converted from `" << source
-      << "` and quantized with gemma-gguf (byte-identical to `llama-quantize`).\n\n";
-    o << "- Importance matrix: " << imatrix_desc << "\n";
-    if (has_eval) o << "- Evaluation: " << eval_desc << "\n";
-    for (const std::string& n : r.notes) o << "- Note: " << n << "\n";
-    o << "\n## Provided files\n\n";
-    o << "| Name | Quant method | Size | Bits per weight |"
-      << (has_eval ? " KL-divergence vs BF16 | Perplexity | Generation tokens/s |" : "") << "\n";
-    o << "| ---- | ---- | ---- | ---- |" << (has_eval ? " ---- | ---- | ---- |" : "") << "\n";
-    for (const ReleaseFile& f : r.files) {
-        if (f.quant == "imatrix") continue;
-        o << "| " << f.file << " | " << f.quant << " | " << card_size(f.size) << " | " << strf("%.2f", f.bpw) << " |";
-        if (has_eval && f.eval) {
-            const ReleaseEval& e = *f.eval;
-            o << (f.quant == "BF16" ? std::string(" 0 (reference) |") : strf(" %.6f |", e.kld_mean))
-              << strf(" %.4f ± %.4f | %.2f |", e.ppl, e.ppl_err, e.gen_tokens_per_s);
-        } else if (has_eval) {
-            o << " | | |";
+// A ladder file to make and its record once made.
+struct LadderOut {
+    ReleaseStep step;
+    Ftype ftype;
+    bool use_im;
+    std::optional<ReleaseFile> rec;
+};
+
+std::vector<LadderOut> ladder_outputs(const std::vector<std::string>& types, const std::string& name, bool has_im,
+                                      const std::string& src_id, const std::string& im_sha,
+                                      std::vector<std::string>& notes) {
+    std::vector<LadderOut> outs;
+    for (const std::string& t : types) {
+        const LadderType lt = *find_ladder_type(t);
+        if (lt.needs_imatrix && !has_im) {
+            notes.push_back(t + " was skipped: it needs an importance matrix (pass --imatrix FILE or --imatrix-text FILE)");
+            continue;
         }
-        o << "\n";
+        const bool use_im = has_im && lt.ftype != Ftype::Q8_0;  // Q8_0's quantizer ignores importance
+        outs.push_back({{name + "." + t + ".gguf", t, std::string(lt.name) + " of " + src_id + (use_im ? " imatrix=" + im_sha : "")},
+                        lt.ftype, use_im, std::nullopt});
     }
-    o << "\nKL-divergence is the mean over scored positions of KL(BF16 ‖ file) in nats; sizes are GiB "
-         "(bytes / 2^30).\n\n## Checksums\n\n`sha256sum -c SHA256SUMS` checks every file.\n\n";
-    o << "## Usage\n\n```\ngemma run " << name << ".Q4_K_M.gguf -p \"Why is the sky blue?\"\n```\n";
-    return o.str();
+    return outs;
+}
+
+// What is checked before any long step: the texts, their chunk plans against the model, the name.
+struct Inputs {
+    bool hf = false;
+    bool all_bf16 = true;  // every quantizable source tensor is BF16: the BF16 file is a copy
+    std::string name;
+    std::string im_text, ev_text;
+    std::vector<int32_t> im_tokens, ev_tokens;
+    ChunkPlan im_plan, ev_plan;
+    std::optional<Imatrix> imatrix;  // --imatrix, loaded (so a bad file fails first)
+
+    void plan_texts(const ReleaseOptions& opt, const GgufFile& f) {
+        const ModelConfig cfg = ModelConfig::from_gguf(f);
+        const Tokenizer tok = Tokenizer::from_gguf(f);
+        auto plan = [&](const std::string& text, const char* what, int ctx, int chunks, int min_ctx,
+                        std::vector<int32_t>* tokens) {
+            *tokens = tokenize_eval_text(tok, text);
+            try {
+                return plan_chunks(tokens->size(), ctx, chunks, cfg.n_ctx_train, min_ctx);
+            } catch (const Error& e) {
+                throw_error(std::string(what) + ": " + e.what());
+            }
+        };
+        if (!im_text.empty())
+            im_plan = plan(im_text, "--imatrix-text", opt.imatrix_ctx, opt.imatrix_chunks, 16, &im_tokens);
+        if (!ev_text.empty()) ev_plan = plan(ev_text, "--eval-text", opt.eval_ctx, opt.eval_chunks, 4, &ev_tokens);
+    }
+};
+
+Inputs check_inputs(const ReleaseOptions& opt, std::unique_ptr<GgufFile>& src) {
+    if (opt.out_dir.empty()) throw_error("release: --out DIR is required");
+    if (!opt.imatrix_file.empty() && !opt.imatrix_text.empty())
+        throw_error("--imatrix and --imatrix-text: give one (a ready importance matrix, or a text to compute one)");
+    Inputs in;
+    in.im_text = opt.imatrix_text.empty() ? "" : read_eval_text(opt.imatrix_text, "--imatrix-text");
+    in.ev_text = opt.eval_text.empty() ? "" : read_eval_text(opt.eval_text, "--eval-text");
+    if (!opt.imatrix_file.empty()) {
+        try {
+            in.imatrix = load_imatrix(opt.imatrix_file);
+        } catch (const Error& e) {
+            throw_error(std::string("--imatrix: ") + e.what());
+        }
+    }
+    in.hf = fs::is_directory(opt.source);
+    in.name = opt.name;
+    if (in.hf) {
+        if (!fs::exists(fs::path(opt.source) / "config.json"))
+            throw_error(opt.source + ": a directory, but not a Hugging Face checkpoint (no config.json)");
+        fs::path dir = fs::absolute(opt.source).lexically_normal();
+        if (!dir.has_filename()) dir = dir.parent_path();  // "ckpt/" names "ckpt"
+        if (in.name.empty()) in.name = dir.filename().string();
+    } else {
+        src = GgufFile::open(opt.source);
+        (void)ModelConfig::from_gguf(*src);
+        for (const GgufTensor& t : src->tensors()) {
+            if (!is_float_type(t.type))
+                throw_error(opt.source + ": tensor '" + t.name + "' is " + type_name(t.type) +
+                            "; a release needs an F32, F16 or BF16 source");
+            if (is_quantizable(t.name, static_cast<int>(t.n_dims)) && t.type != TypeId::BF16) in.all_bf16 = false;
+        }
+        if (in.name.empty()) in.name = default_name(*src, opt.source);
+        in.plan_texts(opt, *src);
+    }
+    if (in.name.empty() || in.name.find('/') != std::string::npos) throw_error("--name must be a non-empty name without '/'");
+    return in;
 }
 
 }  // namespace
+
+std::string format_release_progress(const ReleaseProgress& p) {
+    std::string s = p.phase;
+    if (p.files_total) s += strf(" %zu/%zu files", p.files_done, p.files_total);
+    if (p.files_writing) s += strf(" (%zu being written)", p.files_writing);
+    s += strf(" | %3.0f%%", 100 * p.fraction);
+    if (!p.current.empty()) s += " | " + p.current;
+    if (p.bytes_per_s > 0) s += strf(" | %.1f MB/s", p.bytes_per_s / 1e6);
+    s += " | " + duration(p.elapsed_s) + " elapsed, ETA " + duration(p.eta_s);
+    return s;
+}
 
 std::vector<std::string> parse_release_types(const std::string& list) {
     const std::vector<std::string>& ladder = release_ladder_names();
@@ -326,6 +183,10 @@ std::vector<std::string> parse_release_types(const std::string& list) {
         while (!item.empty() && item.back() == ' ') item.pop_back();
         if (item.empty()) continue;
         const std::string u = upper(item);
+        if (u == "ALL") {
+            want.insert(ladder.begin(), ladder.end());
+            continue;
+        }
         const auto lt = find_ladder_type(u);
         if (!lt || is_float_type(lt->default_type)) {
             std::string valid;
@@ -342,74 +203,111 @@ std::vector<std::string> parse_release_types(const std::string& list) {
     return out;
 }
 
+namespace {
+
+// Stand-in importance weights for planning before the imatrix exists: one entry per block weight, which
+// is what a collected imatrix holds.
+Imatrix planning_imatrix(const GgufFile& src) {
+    Imatrix im;
+    for (const GgufTensor& t : src.tensors())
+        if (t.name.rfind("blk.", 0) == 0 && is_quantizable(t.name, static_cast<int>(t.n_dims)))
+            im.entries[t.name] = {t.ne[0], std::vector<float>(static_cast<size_t>(t.ne[0] * t.ne[2]), 1.0f),
+                                  std::vector<float>(static_cast<size_t>(t.ne[2]), 1.0f)};
+    return im;
+}
+
+// --dry-run: every file's plan and the jobs one pass would run, with the work they take; writes nothing.
+ReleaseResult plan_release(const ReleaseOptions& opt, const std::vector<std::string>& types, const Inputs& in,
+                           const GgufFile& src) {
+    ReleaseResult result;
+    ImportanceWeights with_im, without_im;
+    const std::string im_name = in.name + (in.imatrix && in.imatrix->legacy ? ".imatrix.dat" : ".imatrix.gguf");
+    if (in.imatrix) with_im = ImportanceWeights(*in.imatrix, im_name);
+    else if (!in.im_text.empty()) with_im = ImportanceWeights(planning_imatrix(src), im_name);
+    std::vector<LadderOut> outs = ladder_outputs(types, in.name, with_im.present(), "", "", result.notes);
+    if (!in.all_bf16) outs.push_back({{in.name + ".BF16.gguf", "BF16", ""}, Ftype::BF16, false, std::nullopt});
+    std::vector<QuantPlan> plans;
+    std::vector<const QuantPlan*> ptrs;
+    plans.reserve(outs.size());
+    for (const LadderOut& o : outs) {
+        plans.push_back(plan_quantization(src, o.ftype, o.use_im ? with_im : without_im, {opt.source, im_name, false}));
+        ptrs.push_back(&plans.back());
+        ReleaseFile f;
+        f.file = o.step.file;
+        f.quant = o.step.quant;
+        double bits = 0, n = 0;
+        for (const PlannedTensor& t : plans.back().tensors) {
+            f.size += row_size(t.type, t.src->ne[0]) * static_cast<uint64_t>(t.src->n_rows());
+            n += static_cast<double>(t.src->n_elements());
+        }
+        bits = 8.0 * static_cast<double>(f.size);
+        f.bpw = n > 0 ? bits / n : 0;
+        result.files.push_back(f);
+    }
+    const JobTable jobs = plan_jobs(ptrs);
+    const WorkEstimate w = estimate_work(ptrs, jobs);
+    result.jobs_run = jobs.jobs.size();
+    result.jobs_planned = jobs.planned;
+    auto say = [&](const std::string& s) {
+        if (opt.log) opt.log(s);
+    };
+    say(strf("dry run: %zu files from %s (nothing is written)", outs.size(), opt.source.c_str()));
+    for (const std::string& n : result.notes) say("  " + n);
+    for (const ReleaseFile& f : result.files)
+        say(strf("  %-40s %8.1f MiB of tensors, %.2f bits per weight", f.file.c_str(), static_cast<double>(f.size) / 1048576.0, f.bpw));
+    say(strf("%zu quantized tensors over the files; one pass runs %zu distinct jobs (%.0f%%)", jobs.planned,
+             jobs.jobs.size(), jobs.planned ? 100.0 * static_cast<double>(jobs.jobs.size()) / static_cast<double>(jobs.planned) : 0.0));
+    say(strf("estimated CPU time at the reference speed (one core of a 2-core EPYC VM): %s in one pass, %s as separate runs",
+             duration(w.seconds).c_str(), duration(w.seconds_separate).c_str()));
+    for (const WorkEstimate::Kind& k : w.kinds)
+        say(strf("  %-8s%s %8.3f G elements %10s", type_name(k.type), k.weighted ? " (imatrix)" : "          ",
+                 k.elements / 1e9, duration(k.seconds).c_str()));
+    return result;
+}
+
+}  // namespace
+
 ReleaseResult make_release(const ReleaseOptions& opt) {
     // Everything that can be wrong with the input is checked before any long step starts.
-    if (opt.out_dir.empty()) throw_error("release: --out DIR is required");
     std::string type_list;
     for (const auto& t : opt.types) type_list += (type_list.empty() ? "" : ",") + t;
     const std::vector<std::string> types = parse_release_types(type_list);
-    const std::string im_text = opt.imatrix_text.empty() ? "" : read_eval_text(opt.imatrix_text, "--imatrix-text");
-    const std::string ev_text = opt.eval_text.empty() ? "" : read_eval_text(opt.eval_text, "--eval-text");
-    // A Hugging Face directory is converted first; the checks that need its vocabulary run on the result.
-    const bool hf = fs::is_directory(opt.source);
     std::unique_ptr<GgufFile> src;
-    bool all_bf16 = true;
-    std::string name = opt.name;
-    if (hf) {
-        if (!fs::exists(fs::path(opt.source) / "config.json"))
-            throw_error(opt.source + ": a directory, but not a Hugging Face checkpoint (no config.json)");
-        fs::path dir = fs::absolute(opt.source).lexically_normal();
-        if (!dir.has_filename()) dir = dir.parent_path();  // "ckpt/" names "ckpt"
-        if (name.empty()) name = dir.filename().string();
-    } else {
-        src = GgufFile::open(opt.source);
-        (void)ModelConfig::from_gguf(*src);
-        for (const GgufTensor& t : src->tensors()) {
-            if (!is_float_type(t.type))
-                throw_error(opt.source + ": tensor '" + t.name + "' is " + type_name(t.type) +
-                            "; a release needs an F32, F16 or BF16 source");
-            if (is_quantizable(t.name, static_cast<int>(t.n_dims)) && t.type != TypeId::BF16) all_bf16 = false;
-        }
-        if (name.empty()) name = default_name(*src, opt.source);
+    Inputs in = check_inputs(opt, src);
+    const std::string& name = in.name;
+    if (opt.dry_run) {
+        if (in.hf) throw_error("--dry-run plans from a GGUF source: convert the checkpoint first (gemma convert)");
+        return plan_release(opt, types, in, *src);
     }
-    if (name.empty() || name.find('/') != std::string::npos) throw_error("--name must be a non-empty name without '/'");
-    std::vector<int32_t> im_tokens, ev_tokens;
-    ChunkPlan im_plan, ev_plan;
-    auto plan_texts = [&](const GgufFile& f) {
-        const ModelConfig cfg = ModelConfig::from_gguf(f);
-        const Tokenizer tok = Tokenizer::from_gguf(f);
-        auto plan = [&](const std::string& text, const char* what, int ctx, int chunks, int min_ctx,
-                        std::vector<int32_t>* tokens) {
-            *tokens = tokenize_eval_text(tok, text);
-            try {
-                return plan_chunks(tokens->size(), ctx, chunks, cfg.n_ctx_train, min_ctx);
-            } catch (const Error& e) {
-                throw_error(std::string(what) + ": " + e.what());
-            }
-        };
-        if (!im_text.empty())
-            im_plan = plan(im_text, "--imatrix-text", opt.imatrix_ctx, opt.imatrix_chunks, 16, &im_tokens);
-        if (!ev_text.empty()) ev_plan = plan(ev_text, "--eval-text", opt.eval_ctx, opt.eval_chunks, 4, &ev_tokens);
-    };
-    if (src) plan_texts(*src);
 
     fs::create_directories(opt.out_dir);
-    DirLock lock(opt.out_dir);
-    Releaser rel(opt);
-    remove_stale_temporaries(opt.out_dir, name, rel);
+    ReleaseFolder rel(opt.out_dir, opt.log);
+    rel.manifest().locked([&] {
+        for (const char* f : {"SHA256SUMS", "README.md", ".gemma-release.json"}) remove_temporaries_of(rel.dir(), f, {});
+    });
     ReleaseResult result;
-    const auto t_start = std::chrono::steady_clock::now();
+    const auto t_start = Clock::now();
 
-    // 1. The BF16 file: the reference every other file is made from and compared with.
-    const Step bf16{name + ".BF16.gguf", "BF16", "BF16 of " + fs::absolute(opt.source).lexically_normal().string()};
+    // 1. The source. A Hugging Face checkpoint becomes the BF16 file first, and that file is the source.
+    const ReleaseStep bf16{name + ".BF16.gguf", "BF16", ""};
     const std::string bf16_path = rel.path(bf16.file);
-    const bool same_file = fs::exists(bf16_path) && fs::equivalent(opt.source, bf16_path);
-    bool kept = same_file || rel.keep(bf16);
-    if (!kept) {
-        const auto t0 = std::chrono::steady_clock::now();
-        rel.say(bf16.file + ": " + (hf ? "converting the Hugging Face checkpoint"
-                                       : all_bf16 ? "copying the BF16 source" : "converting the source to BF16"));
-        if (hf) {
+    std::string source_path = opt.source, src_id;
+    std::optional<ReleaseFile> bf16_rec;
+    auto make_bf16_first = [&](ReleaseStep st, const std::function<std::string()>& make) {
+        const auto mine = rel.claim(st, /*wait=*/true);
+        if (*mine) {
+            const auto t0 = Clock::now();
+            const std::string sha = make();
+            rel.say(strf("%s: done in %.1f s", st.file.c_str(), since(t0)));
+            bf16_rec = rel.record(st, false, sha);
+        } else {
+            rel.say(st.file + ": complete, kept");
+            bf16_rec = rel.record(st, true);
+        }
+    };
+    if (in.hf) {
+        make_bf16_first({bf16.file, "BF16", "BF16 of " + fs::absolute(opt.source).lexically_normal().string()}, [&] {
+            rel.say(bf16.file + ": converting the Hugging Face checkpoint");
             ConvertOptions c;
             c.input_dir = opt.source;
             c.output = bf16_path;
@@ -417,178 +315,243 @@ ReleaseResult make_release(const ReleaseOptions& opt) {
             c.name = opt.name;
             c.quiet = true;
             convert_hf(c);
-        } else if (all_bf16) {
-            copy_atomically(opt.source, bf16_path);
-        } else {
-            QuantizeOptions q;
-            q.input = opt.source;
-            q.output = bf16_path;
-            q.ftype = Ftype::BF16;
-            q.threads = opt.threads;
-            q.quiet = true;
-            quantize_model(q);
-        }
-        rel.say(strf("%s: done in %.1f s", bf16.file.c_str(), seconds_since(t0)));
+            return std::string();
+        });
+        source_path = bf16_path;
+        src = GgufFile::open(bf16_path);
+        in.plan_texts(opt, *src);
+        src_id = bf16_rec->sha256.substr(0, 16);
+    } else if (fs::exists(bf16_path) && fs::equivalent(opt.source, bf16_path)) {
+        bf16_rec = rel.record({bf16.file, "BF16", "BF16 source"}, true);
+        src_id = bf16_rec->sha256.substr(0, 16);
     } else {
-        rel.say(bf16.file + ": complete, kept");
+        src_id = rel.source_sha(opt.source).substr(0, 16);
+        if (in.all_bf16) {
+            make_bf16_first({bf16.file, "BF16", "BF16 of " + src_id}, [&] {
+                rel.say(bf16.file + ": copying the BF16 source");
+                return copy_atomically(opt.source, bf16_path);
+            });
+        }
     }
-    if (hf) plan_texts(*GgufFile::open(bf16_path));
-    const ReleaseFile bf16_rec = rel.record(bf16, kept);
-    // Everything below is made from the BF16 file, so a new BF16 file invalidates it all.
-    const std::string from = bf16_rec.sha256.substr(0, 16);
 
-    // 2. The importance matrix, from the BF16 model.
+    // 2. The importance matrix: the one given, copied into the release, or computed from the source.
     std::string im_path, im_sha, im_desc = "none";
     std::optional<ReleaseFile> im_rec;
-    if (!im_text.empty()) {
-        const Step st{name + ".imatrix.gguf", "imatrix",
-                      strf("imatrix of %s text=%s ctx=%d chunks=%d", from.c_str(), sha256_hex(im_text).c_str(),
-                           im_plan.ctx, im_plan.n_chunks)};
+    if (in.imatrix || !in.im_text.empty()) {
+        ReleaseStep st;
+        if (in.imatrix) {
+            st = {name + (in.imatrix->legacy ? ".imatrix.dat" : ".imatrix.gguf"), "imatrix", "copy of " + sha256_file(opt.imatrix_file)};
+        } else {
+            st = {name + ".imatrix.gguf", "imatrix",
+                  strf("imatrix of %s text=%s ctx=%d chunks=%d", src_id.c_str(), sha256_hex(in.im_text).c_str(),
+                       in.im_plan.ctx, in.im_plan.n_chunks)};
+        }
         im_path = rel.path(st.file);
-        kept = rel.keep(st);
-        if (!kept) {
-            const auto t0 = std::chrono::steady_clock::now();
-            rel.say(strf("%s: collecting over %d chunks of %d tokens", st.file.c_str(), im_plan.n_chunks, im_plan.ctx));
-            const auto model = Model::load(bf16_path);
+        const bool same = fs::exists(im_path) && in.imatrix && fs::equivalent(opt.imatrix_file, im_path);
+        const bool make = !same && *rel.claim(st, /*wait=*/true);
+        if (make && in.imatrix) {
+            rel.say(st.file + ": copying " + opt.imatrix_file);
+            im_rec = rel.record(st, false, copy_atomically(opt.imatrix_file, im_path));
+        } else if (make) {
+            const auto t0 = Clock::now();
+            rel.say(strf("%s: collecting over %d chunks of %d tokens", st.file.c_str(), in.im_plan.n_chunks, in.im_plan.ctx));
+            const auto model = Model::load(source_path);
             ImatrixParams ip;
-            ip.ctx = im_plan.ctx;
-            ip.chunks = im_plan.n_chunks;
+            ip.ctx = in.im_plan.ctx;
+            ip.chunks = in.im_plan.n_chunks;
             ip.threads = opt.threads;
             ip.dataset = fs::path(opt.imatrix_text).filename().string();
+            ip.drop_weight_pages = true;  // the resident set stays near one layer, whatever the model size
             ip.on_chunk = [&](int c, int n, double ppl) {
-                rel.say(strf("  imatrix chunk %d/%d: PPL %.4f (%.1f s)", c + 1, n, ppl, seconds_since(t0)));
+                ReleaseProgress p;
+                p.phase = "imatrix";
+                p.current = strf("chunk %d/%d, PPL %.4f", c + 1, n, ppl);
+                p.fraction = static_cast<double>(c + 1) / n;
+                p.elapsed_s = since(t0);
+                p.eta_s = p.elapsed_s / (c + 1) * (n - c - 1);
+                if (opt.progress) opt.progress(p);
             };
-            save_imatrix_gguf(collect_imatrix(*model, im_tokens, ip).imatrix, im_path);
+            save_imatrix_gguf(collect_imatrix(*model, in.im_tokens, ip).imatrix, im_path);
+            rel.say(strf("%s: done in %.1f s", st.file.c_str(), since(t0)));
+            im_rec = rel.record(st, false);
         } else {
             rel.say(st.file + ": complete, kept");
+            im_rec = rel.record(st, true);
         }
-        im_rec = rel.record(st, kept);
         im_sha = im_rec->sha256;
-        im_desc = strf("`%s`, computed over `%s` (%d chunks of %d tokens); used for every quantization except Q8_0",
-                       st.file.c_str(), fs::path(opt.imatrix_text).filename().c_str(), im_plan.n_chunks, im_plan.ctx);
+        if (in.imatrix)
+            im_desc = strf("`%s` (given as `%s`); used for every quantization except Q8_0", st.file.c_str(),
+                           fs::path(opt.imatrix_file).filename().c_str());
+        else
+            im_desc = strf("`%s`, computed over `%s` (%d chunks of %d tokens); used for every quantization except Q8_0",
+                           st.file.c_str(), fs::path(opt.imatrix_text).filename().c_str(), in.im_plan.n_chunks,
+                           in.im_plan.ctx);
     }
 
-    // 3. The ladder, in card order. Files of the same mix (Q4_K = Q4_K_M) are made once and copied.
-    std::map<std::string, std::string> made;  // recipe -> first file with it
-    const size_t n_steps = types.size();
-    for (size_t i = 0; i < n_steps; ++i) {
-        const LadderType lt = *find_ladder_type(types[i]);
-        Step st{name + "." + types[i] + ".gguf", types[i], std::string(lt.name) + " of " + from};
-        if (lt.needs_imatrix && im_path.empty()) {
-            result.notes.push_back(types[i] + " was skipped: it needs an importance matrix (pass --imatrix-text FILE)");
-            rel.say("[" + std::to_string(i + 1) + "/" + std::to_string(n_steps) + "] " + st.file + ": skipped (" +
-                    types[i] + " needs an importance matrix; pass --imatrix-text)");
+    // 3. The ladder (and the BF16 file of a non-BF16 source): plans for every file, then one pass over the
+    // source for the files this process can lock, each distinct job once; then the files others were making.
+    ImportanceWeights with_im, without_im;
+    if (!im_path.empty()) with_im = ImportanceWeights(load_imatrix(im_path), fs::path(im_path).filename().string());
+    std::vector<LadderOut> outs = ladder_outputs(types, name, !im_path.empty(), src_id, im_sha, result.notes);
+    for (const std::string& n : result.notes) rel.say(n);
+    if (!bf16_rec) outs.push_back({{bf16.file, "BF16", "BF16 of " + src_id}, Ftype::BF16, false, std::nullopt});
+    const size_t n_files = outs.size() + (bf16_rec ? 1 : 0);
+    auto n_done = [&] {
+        size_t n = bf16_rec ? 1 : 0;
+        for (const LadderOut& o : outs) n += o.rec ? 1 : 0;
+        return n;
+    };
+    for (LadderOut& o : outs)
+        if (rel.state(o.step) == FileState::Complete) {
+            o.rec = rel.record(o.step, true);
+            rel.say(o.step.file + ": complete, kept");
+        }
+    while (n_done() < n_files) {
+        std::vector<LadderOut*> mine;
+        for (LadderOut& o : outs) {
+            if (o.rec) continue;
+            const auto claim = rel.claim(o.step, /*wait=*/false);
+            if (!claim) continue;
+            if (*claim) mine.push_back(&o);
+            else o.rec = rel.record(o.step, true);
+        }
+        if (mine.empty()) {
+            // Everything left is being written by other processes: wait for the first, then look again.
+            for (LadderOut& o : outs)
+                if (!o.rec) {
+                    if (!*rel.claim(o.step, /*wait=*/true)) o.rec = rel.record(o.step, true);
+                    break;
+                }
             continue;
         }
-        const bool use_im = !im_path.empty() && lt.ftype != Ftype::Q8_0;  // Q8_0's quantizer ignores importance
-        if (use_im) st.recipe += " imatrix=" + im_sha;
-        const std::string tag = "[" + std::to_string(i + 1) + "/" + std::to_string(n_steps) + "] " + st.file;
-        kept = rel.keep(st);
-        if (kept) {
-            rel.say(tag + ": complete, kept");
-        } else if (auto it = made.find(st.recipe); it != made.end()) {
-            copy_atomically(rel.path(it->second), rel.path(st.file));
-            rel.say(tag + ": same mix as " + it->second + ", copied");
-        } else {
-            const auto t0 = std::chrono::steady_clock::now();
-            rel.say(tag + ": quantizing" + (use_im ? " with the imatrix" : ""));
-            QuantizeOptions q;
-            q.input = bf16_path;
-            q.output = rel.path(st.file);
-            q.ftype = lt.ftype;
-            q.imatrix_path = use_im ? im_path : "";
-            q.threads = opt.threads;
-            q.quiet = true;
-            quantize_model(q);
-            rel.say(strf("%s: done in %.1f s (%s)", tag.c_str(), seconds_since(t0),
-                         mib(fs::file_size(q.output)).c_str()));
+        std::vector<QuantPlan> plans;
+        plans.reserve(mine.size());
+        for (LadderOut* o : mine)
+            plans.push_back(plan_quantization(*src, o->ftype, o->use_im ? with_im : without_im,
+                                              {source_path, with_im.present() ? with_im.path() : "", false}));
+        // Each file goes through "<file>.partial"; the manifest's "<file>.partial" entry says how much of it
+        // an interrupted run made durable, and from what.
+        std::vector<QuantOutput> qouts;
+        for (size_t k = 0; k < mine.size(); ++k) {
+            const ReleaseStep& st = mine[k]->step;
+            QuantOutput q{rel.path(st.file), &plans[k], true, true, 0, 0};
+            const auto part = rel.manifest().get(st.file + ".partial");
+            if (part && part->value("recipe", "") == st.recipe && fs::exists(q.path + ".partial")) {
+                q.resume_tensors = part->value("tensors", size_t{0});
+                q.resume_bytes = part->value("bytes", uint64_t{0});
+            } else {
+                std::error_code ec;
+                fs::remove(q.path + ".partial", ec);
+            }
+            qouts.push_back(q);
         }
-        made.emplace(st.recipe, st.file);
-        result.files.push_back(rel.record(st, kept));
+        std::string names;
+        size_t resuming = 0;
+        for (size_t k = 0; k < mine.size(); ++k) {
+            names += (names.empty() ? "" : ", ") + mine[k]->step.quant;
+            resuming += qouts[k].resume_tensors > 0 ? 1 : 0;
+        }
+        rel.say(strf("quantizing %zu files in one pass: %s", mine.size(), names.c_str()));
+        if (resuming) rel.say(strf("continuing %zu of them from the checkpoint of an interrupted run", resuming));
+        QuantFilesOptions qo;
+        qo.threads = opt.threads;
+        qo.checkpoint_seconds = opt.checkpoint_seconds;
+        qo.on_checkpoint = [&](const std::vector<std::pair<size_t, uint64_t>>& at) {
+            rel.manifest().update_all([&](json& files) {
+                for (size_t k = 0; k < mine.size(); ++k)
+                    files[mine[k]->step.file + ".partial"] =
+                        json{{"recipe", mine[k]->step.recipe}, {"tensors", at[k].first}, {"bytes", at[k].second}};
+            });
+        };
+        const size_t done_before = n_done();
+        qo.on_progress = [&](const QuantProgress& q) {
+            ReleaseProgress p;
+            p.phase = "quantizing";
+            p.files_done = done_before;
+            p.files_total = n_files;
+            p.files_writing = mine.size();
+            p.current = strf("tensor %zu/%zu %s: ", q.tensor + 1, q.n_tensors, q.tensor_name.c_str());
+            p.current += q.types.empty() ? std::string("copied")
+                         : q.types.size() == 1 ? std::string(type_name(q.types[0]))
+                                               : strf("%zu types", q.types.size());
+            p.bytes_per_s = q.elapsed_s > 0 ? static_cast<double>(q.bytes_written) / q.elapsed_s : 0;
+            p.fraction = q.fraction;
+            p.elapsed_s = q.elapsed_s;
+            p.eta_s = q.eta_s;
+            if (opt.progress) opt.progress(p);
+        };
+        const QuantFilesResult r = quantize_files(qouts, qo);
+        if (r.resumed < resuming) rel.say(strf("%zu checkpoints did not match their files; those started over", resuming - r.resumed));
+        result.jobs_run += r.jobs_run;
+        result.jobs_planned += r.jobs_planned;
+        for (size_t k = 0; k < mine.size(); ++k) mine[k]->rec = rel.record(mine[k]->step, false, r.sha256[k]);
+        rel.say(strf("%zu files written in %.1f s: %zu quantization jobs for %zu quantized tensors (%.0f%%)", mine.size(),
+                     r.seconds, r.jobs_run, r.jobs_planned, r.jobs_planned ? 100.0 * r.jobs_run / r.jobs_planned : 0.0));
     }
-    result.files.push_back(bf16_rec);
+    for (LadderOut& o : outs)
+        if (o.step.quant == "BF16") bf16_rec = o.rec;
+        else result.files.push_back(*o.rec);
+    result.files.push_back(*bf16_rec);
 
     // 4. Evaluation against the BF16 file: one pass over the chunks, the base evaluated once per chunk.
     std::string ev_desc;
-    if (!ev_text.empty()) {
-        const std::string key = strf("text=%s ctx=%d chunks=%d gen=%d", sha256_hex(ev_text).c_str(), ev_plan.ctx,
-                                     ev_plan.n_chunks, opt.gen_tokens);
+    if (!in.ev_text.empty()) {
+        const std::string key = strf("text=%s ctx=%d chunks=%d gen=%d", sha256_hex(in.ev_text).c_str(), in.ev_plan.ctx,
+                                     in.ev_plan.n_chunks, opt.gen_tokens);
         std::map<std::string, std::vector<ReleaseFile*>> todo;  // sha256 -> files (aliases share one evaluation)
         for (ReleaseFile& f : result.files) {
-            f.eval = rel.load_eval(f.file, key);
+            if (const auto e = rel.manifest().get(f.file)) f.eval = eval_from_json(*e, key);
             if (!f.eval) todo[f.sha256].push_back(&f);
         }
         if (!todo.empty()) {
-            const auto t0 = std::chrono::steady_clock::now();
-            ops::ThreadPool pool(opt.threads);
-            const auto base = Model::load(bf16_path);
-            std::vector<std::unique_ptr<Model>> owned;
-            std::vector<const Model*> models;
-            std::vector<std::string> shas;
-            for (const auto& [sha, files] : todo) {
-                if (sha == bf16_rec.sha256) continue;
-                owned.push_back(Model::load(rel.path(files[0]->file)));
-                require_same_vocabulary(*base, bf16.file, *owned.back(), files[0]->file);
-                models.push_back(owned.back().get());
-                shas.push_back(sha);
-            }
-            rel.say(strf("evaluating %zu files against %s: %d chunks of %d tokens", models.size(), bf16.file.c_str(),
-                         ev_plan.n_chunks, ev_plan.ctx));
-            PerplexityParams pp;
-            pp.ctx = ev_plan.ctx;
-            pp.chunks = ev_plan.n_chunks;
-            pp.pool = &pool;
-            pp.on_chunk = [&](int c, int n, const std::vector<const PerplexityResult*>& r) {
-                rel.say(strf("  eval chunk %d/%d: BF16 PPL %.4f (%.1f s)", c + 1, n, r[0]->running.back(),
-                             seconds_since(t0)));
+            const auto t0 = Clock::now();
+            std::vector<std::string> paths;
+            for (const auto& [sha, files] : todo) paths.push_back(rel.path(files[0]->file));
+            rel.say(strf("evaluating %zu files against %s: %d chunks of %d tokens", paths.size(), bf16_rec->file.c_str(),
+                         in.ev_plan.n_chunks, in.ev_plan.ctx));
+            LadderEvalOptions eo;
+            eo.plan = in.ev_plan;
+            eo.gen_tokens = opt.gen_tokens;
+            eo.threads = opt.threads;
+            eo.on_chunk = [&](int c, int n, double ppl) {
+                ReleaseProgress p;
+                p.phase = "evaluating";
+                p.files_done = p.files_total = n_files;
+                p.current = strf("chunk %d/%d, BF16 PPL %.4f", c + 1, n, ppl);
+                p.fraction = static_cast<double>(c + 1) / n;
+                p.elapsed_s = since(t0);
+                p.eta_s = p.elapsed_s / (c + 1) * (n - c - 1);
+                if (opt.progress) opt.progress(p);
             };
-            const PerplexityRun run = evaluate_perplexity(base.get(), models, ev_tokens, pp);
-            auto put = [&](const std::string& sha, ReleaseEval ev, const Model& m) {
-                ev.gen_tokens_per_s = measure_generation(m, pool, ev_tokens, opt.gen_tokens);
-                for (ReleaseFile* f : todo[sha]) {
-                    f->eval = ev;
-                    rel.store_eval(f->file, key, ev);
+            const auto evals = evaluate_ladder(rel.path(bf16_rec->file), paths, in.ev_tokens, eo);
+            for (auto& [sha, files] : todo)
+                for (ReleaseFile* f : files) {
+                    f->eval = evals.at(rel.path(files[0]->file));
+                    rel.manifest().update(f->file, [&](json& e) { e["eval"] = eval_to_json(*f->eval, key); });
                 }
-                rel.save_manifest();
-            };
-            ReleaseEval be;
-            be.ppl = run.base.ppl;
-            be.ppl_err = run.base.ppl_err;
-            be.same_top_percent = 100;
-            if (todo.count(bf16_rec.sha256)) put(bf16_rec.sha256, be, *base);
-            for (size_t k = 0; k < models.size(); ++k) {
-                const PerplexityResult& r = run.models[k];
-                ReleaseEval ev;
-                ev.ppl = r.ppl;
-                ev.ppl_err = r.ppl_err;
-                ev.kld_mean = r.kl.mean;
-                ev.kld_median = r.kl.median;
-                ev.kld_p99 = r.kl.p99;
-                ev.kld_max = r.kl.max;
-                ev.same_top_percent = r.kl.same_top_percent;
-                put(shas[k], ev, *models[k]);
-            }
             for (const ReleaseFile& f : result.files)
                 rel.say(strf("  %-40s PPL %10.4f  KLD %9.6f  same top %6.2f%%  %8.2f tokens/s", f.file.c_str(),
                              f.eval->ppl, f.eval->kld_mean, f.eval->same_top_percent, f.eval->gen_tokens_per_s));
-            rel.say(strf("evaluation done in %.1f s", seconds_since(t0)));
+            rel.say(strf("evaluation done in %.1f s", since(t0)));
         }
         ev_desc = strf("perplexity and KL-divergence from the BF16 file over `%s` (%d chunks of %d tokens, the second "
                        "half of each scored, as llama-perplexity does); generation speed decoding %d tokens with %d "
                        "threads on the machine that made the release",
-                       fs::path(opt.eval_text).filename().c_str(), ev_plan.n_chunks, ev_plan.ctx, opt.gen_tokens,
+                       fs::path(opt.eval_text).filename().c_str(), in.ev_plan.n_chunks, in.ev_plan.ctx, opt.gen_tokens,
                        opt.threads > 0 ? opt.threads : ops::ThreadPool::default_threads());
     }
     if (im_rec) result.files.push_back(*im_rec);
 
     // 5. Checksums and the card, written last so they describe exactly the files present.
-    std::string sums;
-    for (const ReleaseFile& f : result.files) sums += f.sha256 + "  " + f.file + "\n";
-    write_text_atomically(rel.path("SHA256SUMS"), sums);
-    write_text_atomically(rel.path("README.md"),
-                          card(opt, name, result, fs::path(opt.source).filename().string(), im_desc, ev_desc));
+    fs::path shown = fs::absolute(opt.source).lexically_normal();
+    if (!shown.has_filename()) shown = shown.parent_path();  // "ckpt/" shows as "ckpt"
+    const CardText card{name, shown.filename().string(), im_desc, ev_desc, result.notes};
+    rel.manifest().locked([&] {
+        write_text_atomically(rel.path("SHA256SUMS"), render_sha256sums(result.files));
+        write_text_atomically(rel.path("README.md"), render_card(card, result.files));
+    });
     rel.say(strf("release of %s complete in %.1f s: %zu files, SHA256SUMS and README.md in %s", name.c_str(),
-                 seconds_since(t_start), result.files.size(), opt.out_dir.c_str()));
+                 since(t_start), result.files.size(), opt.out_dir.c_str()));
     return result;
 }
 

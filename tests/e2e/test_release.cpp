@@ -3,7 +3,6 @@
 
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -11,6 +10,8 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
+#include <random>
 #include <sstream>
 #include <thread>
 
@@ -22,11 +23,16 @@
 #include "gguf/gguf.h"
 #include "quant/ladder.h"
 #include "quant/quantize_model.h"
+#include "model/model.h"
+#include "runtime/imatrix_collect.h"
+#include "runtime/perplexity.h"
 #include "runtime/release.h"
+#include "runtime/verify.h"
+#include "tokenizer/tokenizer.h"
+#include "support/gguf_compare.h"
 #include "support/golden.h"
+#include "support/release_support.h"
 #include "gemma_paths.h"
-
-extern char** environ;
 
 namespace gemma {
 namespace {
@@ -123,16 +129,23 @@ TEST(Release, WritesEveryFileTheCardAndChecksumsThenKeepsThem) {
     EXPECT_EQ(verify_checksums(dir), want);
     expect_no_temporaries(dir);
 
-    // The alias file is the same mix, and the pipeline's files are what `gemma quantize` makes with the imatrix.
+    // The alias file is the same mix, and the pipeline's files are what `gemma quantize` makes from the source
+    // with the imatrix (which they name by its file name in the release, not by this test's path).
     EXPECT_EQ(test::read_file_bytes(dir + "/tiny.Q4_K.gguf"), test::read_file_bytes(dir + "/tiny.Q4_K_M.gguf"));
-    QuantizeOptions q;
-    q.input = dir + "/tiny.BF16.gguf";
-    q.output = test::temp_dir() + "/iq3xs.gguf";
-    q.ftype = Ftype::IQ3_XS;
-    q.imatrix_path = dir + "/tiny.imatrix.gguf";
-    q.quiet = true;
-    quantize_model(q);
-    EXPECT_EQ(test::read_file_bytes(q.output), test::read_file_bytes(dir + "/tiny.IQ3_XS.gguf"));
+    for (const char* t : {"IQ3_XS", "Q4_K_S", "Q8_0"}) {
+        QuantizeOptions q;
+        q.input = options(dir, true, true).source;
+        q.output = test::temp_dir() + "/" + t + ".gguf";
+        q.ftype = find_ladder_type(t)->ftype;
+        q.imatrix_path = std::string(t) == "Q8_0" ? "" : dir + "/tiny.imatrix.gguf";
+        q.quiet = true;
+        quantize_model(q);
+        const std::string file = dir + "/tiny." + t + ".gguf";
+        EXPECT_EQ(test::gguf_difference(q.output, file, {"quantize.imatrix.file"}), "") << t;
+        if (!q.imatrix_path.empty()) {
+            EXPECT_EQ(GgufFile::open(file)->get_string("quantize.imatrix.file"), "tiny.imatrix.gguf");
+        }
+    }
     EXPECT_EQ(GgufFile::open(dir + "/tiny.BF16.gguf")->get_uint("general.file_type"), 32u);
 
     // The card: one row per model file with its size, bits per weight and evaluation.
@@ -148,6 +161,11 @@ TEST(Release, WritesEveryFileTheCardAndChecksumsThenKeepsThem) {
         EXPECT_LT(f.bpw, 17.0) << f.file;
     }
     EXPECT_NE(card.find("KL-divergence"), std::string::npos);
+    // Our own folder passes the audit, checksums and card included, without a warning.
+    VerifyOptions vo;
+    vo.dir = dir;
+    const VerifyReport audit = verify_folder(vo);
+    EXPECT_TRUE(audit.ok() && audit.issues.empty()) << render_verify_report(audit);
     auto find = [&](const std::string& q) {
         for (const ReleaseFile& f : r.files)
             if (f.quant == q) return f;
@@ -171,67 +189,102 @@ TEST(Release, WritesEveryFileTheCardAndChecksumsThenKeepsThem) {
     EXPECT_EQ(slurp(dir + "/README.md"), card);
 }
 
-TEST(Release, KilledRunLeavesOnlyCompleteFilesAndResumes) {
-    const std::string dir = test::temp_dir() + "/out";
-    const std::string src = tiny_model(TypeId::F16), text = calibration();
-    // The cheaper half of the ladder: enough files after the first one to be killed in the middle.
-    const std::vector<std::string> types = {"Q2_K", "Q3_K_S", "Q3_K_M", "Q4_0", "Q4_K_S", "Q4_K_M",
-                                            "Q5_0", "Q5_K_M", "Q6_K", "Q8_0"};
+// SIGKILLs `pid` unless it exited first; returns whether it was killed.
+bool kill_unless_exited(pid_t pid) {
+    int status = 0;
+    if (waitpid(pid, &status, WNOHANG) == pid) {
+        EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        return false;
+    }
+    kill(pid, SIGKILL);
+    EXPECT_EQ(waitpid(pid, &status, 0), pid);
+    return WIFSIGNALED(status);
+}
+
+// The largest "tensors" of the manifest's checkpoint entries ("<file>.partial").
+size_t checkpointed_tensors(const std::string& dir) {
+    std::ifstream f(dir + "/.gemma-release.json");
+    const nlohmann::json j = nlohmann::json::parse(f, nullptr, false);
+    size_t n = 0;
+    if (j.is_object() && j.contains("files") && j["files"].is_object())
+        for (const auto& [k, v] : j["files"].items())
+            if (k.ends_with(".partial") && v.is_object()) n = std::max(n, v.value("tensors", size_t{0}));
+    return n;
+}
+
+TEST(Release, KilledAtRandomPointsResumesToTheSameFiles) {
+    const std::string ref = test::temp_dir() + "/ref", dir = test::temp_dir() + "/out";
+    const std::vector<std::string> types = {"Q2_K", "Q3_K_S", "Q4_0", "Q4_K_M", "IQ4_XS", "Q6_K", "Q8_0"};
+    ReleaseOptions o = options(ref, true, false);
+    o.types = types;
+    make_release(o);
+
     std::string type_list;
     for (const auto& t : types) type_list += (type_list.empty() ? "" : ",") + t;
-    std::vector<std::string> args = {GEMMA_BINARY, "release", src, "--out", dir, "--name", "tiny", "--imatrix-text",
-                                     text, "--imatrix-ctx", "128", "--imatrix-chunks", "2", "-t", "2",
-                                     "--types", type_list};
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-    pid_t pid = 0;
-    ASSERT_EQ(posix_spawn(&pid, GEMMA_BINARY, &fa, nullptr, argv.data(), environ), 0);
-    posix_spawn_file_actions_destroy(&fa);
-    // Kill it as soon as the first ladder file is complete: the rest of the ladder is still to come.
-    const std::string first = dir + "/tiny." + types[0] + ".gguf";
+    const std::vector<std::string> args = {"release", o.source, "--out", dir, "--name", "tiny", "--imatrix-text",
+                                           calibration(), "--imatrix-ctx", "128", "--imatrix-chunks", "2", "-t", "2",
+                                           "--types", type_list, "--checkpoint-every", "0"};
+    const std::string log = test::temp_dir() + "/log";
+    // First a kill once a few tensors are durable, so the next run must continue the temporaries...
+    pid_t pid = test::spawn_gemma(args, log);
+    ASSERT_GT(pid, 0);
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
-    int status = 0;
-    bool exited = false;
-    while (!fs::exists(first) && std::chrono::steady_clock::now() < deadline) {
-        if (waitpid(pid, &status, WNOHANG) == pid) {
-            exited = true;
-            break;
-        }
-        std::this_thread::sleep_for(std::chrono::microseconds(500));
-    }
-    if (!exited) {
-        kill(pid, SIGKILL);
-        ASSERT_EQ(waitpid(pid, &status, 0), pid);
-    }
-    ASSERT_TRUE(WIFSIGNALED(status)) << "the release finished before it could be killed";
-    ASSERT_TRUE(fs::exists(first));
+    while (checkpointed_tensors(dir) < 3 && std::chrono::steady_clock::now() < deadline && waitpid(pid, nullptr, WNOHANG) == 0)
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    ASSERT_TRUE(kill_unless_exited(pid)) << "the release finished before it could be killed";
     EXPECT_FALSE(fs::exists(dir + "/SHA256SUMS"));
-
-    // Whatever carries a final name is a whole, valid GGUF.
-    std::vector<std::string> before;
-    for (const auto& e : fs::directory_iterator(dir)) {
-        const std::string f = e.path().filename().string();
-        if (f.ends_with(".gguf")) {
-            EXPECT_NO_THROW(GgufFile::open(e.path().string())) << f;
-            before.push_back(f);
+    // ...then kills at random moments (of the pass, the checkpoints, the renames, the card), the first one
+    // after the run has taken up the checkpoint.
+    std::mt19937 rng(std::random_device{}());
+    std::string kills;
+    for (int k = 0; k < 3; ++k) {
+        pid = test::spawn_gemma(args, log + std::to_string(k));
+        while (k == 0 && slurp(log + "0").find("continuing") == std::string::npos &&
+               std::chrono::steady_clock::now() < deadline && waitpid(pid, nullptr, WNOHANG) == 0)
+            std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        if (k == 0) {
+            EXPECT_NE(slurp(log + "0").find("from the checkpoint of an interrupted run"), std::string::npos);
         }
+        const int ms = std::uniform_int_distribution<int>(1, 1500)(rng);
+        std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+        kills += " " + std::to_string(ms) + "ms";
+        if (!kill_unless_exited(pid)) break;
     }
-    EXPECT_GE(before.size(), 3u);  // BF16, imatrix, the first ladder file
+    // Whatever carries a final name is a whole, valid GGUF.
+    for (const auto& e : fs::directory_iterator(dir))
+        if (e.path().extension() == ".gguf") {
+            EXPECT_NO_THROW(GgufFile::open(e.path().string())) << e.path();
+        }
 
-    ReleaseOptions o = options(dir, true, false);
-    o.types = types;
-    const ReleaseResult r = make_release(o);
-    for (const ReleaseFile& f : r.files) {
-        const bool was_there = std::find(before.begin(), before.end(), f.file) != before.end();
-        EXPECT_EQ(f.kept, was_there) << f.file;
-    }
-    EXPECT_EQ(r.files.size(), types.size() + 2);
-    EXPECT_EQ(verify_checksums(dir).size(), r.files.size());
+    ReleaseOptions r = o;
+    r.out_dir = dir;
+    make_release(r);
+    const auto want = test::folder_files(ref), got = test::folder_files(dir);
+    EXPECT_EQ(got.size(), want.size()) << "kills after" << kills;
+    for (const auto& [f, bytes] : want) EXPECT_TRUE(got.count(f) && got.at(f) == bytes) << f << ", kills after" << kills;
     expect_no_temporaries(dir);
+    for (const auto& e : fs::directory_iterator(dir)) EXPECT_NE(e.path().extension(), ".partial") << e.path();
+}
+
+// The release collects its imatrix dropping each layer's mapped pages as it goes: same statistics.
+TEST(Release, ImatrixDroppingWeightPagesChangesNothing) {
+    const auto model = Model::load(tiny_model(TypeId::F16));
+    const std::vector<int32_t> tokens =
+        tokenize_eval_text(Tokenizer::from_gguf(model->gguf()), read_eval_text(calibration(), "text"));
+    ImatrixParams p;
+    p.ctx = 128;
+    p.chunks = 2;
+    p.threads = 2;
+    const ImatrixRun a = collect_imatrix(*model, tokens, p);
+    p.drop_weight_pages = true;
+    const ImatrixRun b = collect_imatrix(*model, tokens, p);
+    EXPECT_EQ(a.ppl, b.ppl);
+    ASSERT_EQ(a.imatrix.entries.size(), b.imatrix.entries.size());
+    for (const auto& [name, e] : a.imatrix.entries) {
+        ASSERT_TRUE(b.imatrix.entries.count(name)) << name;
+        EXPECT_EQ(e.sums, b.imatrix.entries.at(name).sums) << name;
+        EXPECT_EQ(e.counts, b.imatrix.entries.at(name).counts) << name;
+    }
 }
 
 TEST(Release, WithoutImatrixSkipsTheTypesThatNeedOne) {
@@ -313,6 +366,10 @@ TEST(ReleaseBadInput, ClearErrorsBeforeAnyWork) {
         {"--eval-text " + text + " --eval-ctx 100000", "too large"},
         {"--eval-text " + text + " --eval-ctx 8000", "needs at least"},
         {"--name a/b", "--name"},
+        {"--imatrix " + tmp + "/missing.gguf", "--imatrix: "},
+        {"--imatrix " + tmp + "/empty.txt", "--imatrix: "},
+        {"--imatrix " + test::golden("tiny-7b/tiny-7b-imatrix.gguf") + " --imatrix-text " + text, "give one"},
+        {"--types all,Q9_K", "unknown type 'Q9_K'"},
     };
     for (const Case& c : cases) {
         std::string err;
