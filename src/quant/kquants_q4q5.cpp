@@ -84,20 +84,22 @@ void k4_ref_scales(const float* x, int nmax, float rmin, float rdelta, int nstep
 // The imatrix search shared by Q4_K and Q5_K (scales/mins quantized by make_qp_quants with nmax 63).
 template <typename Block>
 void k4_imatrix_scales(const float* x, const float* qw_block, int nmax, bool clamp63, uint8_t* L, Block* y) {
-    uint8_t Laux[32], Ls[QK_K / 32], Lm[QK_K / 32];
-    float weights[32], sw[QK_K / 32], mins[QK_K / 32], scales[QK_K / 32];
+    uint8_t Ls[QK_K / 32], Lm[QK_K / 32];
+    float weights[QK_K], sw[QK_K / 32], mins[QK_K / 32], scales[QK_K / 32];
     float sum_x2 = 0.0f;
     for (int l = 0; l < QK_K; ++l) sum_x2 += x[l] * x[l];
     const float sigma2 = 2 * sum_x2 / QK_K;
     for (int j = 0; j < QK_K / 32; ++j) {
         const float* qw = qw_block + 32 * j;
-        for (int l = 0; l < 32; ++l) weights[l] = qw[l] * std::sqrt(sigma2 + x[32 * j + l] * x[32 * j + l]);
+        float* w = weights + 32 * j;
+        for (int l = 0; l < 32; ++l) w[l] = qw[l] * std::sqrt(sigma2 + x[32 * j + l] * x[32 * j + l]);
         float sumw = 0.0f;
-        for (int l = 0; l < 32; ++l) sumw += weights[l];
+        for (int l = 0; l < 32; ++l) sumw += w[l];
         sw[j] = sumw;
-        scales[j] = make_qkx3_quants(32, nmax, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, -0.9f, 0.05f, 36,
-                                     false);
     }
+    // The eight sub-blocks' searches are independent: one batched call (same bytes as eight).
+    static_assert(QK_K / 32 == 8);
+    make_qkx3_quants_x8(32, nmax, x, weights, L, scales, mins, -0.9f, 0.05f, 36, false);
     const float d_block = make_qp_quants(QK_K / 32, 63, scales, Ls, sw);
     const float m_block = make_qp_quants(QK_K / 32, 63, mins, Lm, sw);
     if (clamp63) {  // ggml's Q5_K impl clamps here, its Q4_K impl does not

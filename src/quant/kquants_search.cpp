@@ -220,6 +220,24 @@ float make_qkx3_quants(int n, int nmax, const float* x, const float* weights, ui
     return qkx_search(n, nmax, x, w2, L, the_min, Laux, rmin, rdelta, nstep, use_mad, true);
 }
 
+void detail::make_qkx3_quants_x8_scalar(int n, int nmax, const float* x, const float* weights, uint8_t* L,
+                                        float* scales, float* the_mins, float rmin, float rdelta, int nstep,
+                                        bool use_mad) {
+    uint8_t Laux[32];
+    GEMMA_ASSERT(n >= 1 && n <= 32);
+    for (int g = 0; g < 8; ++g)
+        scales[g] = qkx_search(n, nmax, x + g * n, weights + g * n, L + g * n, &the_mins[g], Laux, rmin, rdelta,
+                               nstep, use_mad, true);
+}
+
+void make_qkx3_quants_x8(int n, int nmax, const float* x, const float* weights, uint8_t* L, float* scales,
+                         float* the_mins, float rmin, float rdelta, int nstep, bool use_mad) {
+    // Run-time dispatch: the quantizers are built for the baseline ISA, this one search for AVX2.
+    static const bool avx2 = __builtin_cpu_supports("avx2");
+    if (avx2) detail::qkx_search_x8_avx2(n, nmax, x, weights, L, scales, the_mins, rmin, rdelta, nstep, use_mad, true);
+    else detail::make_qkx3_quants_x8_scalar(n, nmax, x, weights, L, scales, the_mins, rmin, rdelta, nstep, use_mad);
+}
+
 float make_qp_quants(int n, int nmax, const float* x, uint8_t* L, const float* quant_weights) {
     float max = 0.0f;
     for (int i = 0; i < n; ++i) max = max > x[i] ? max : x[i];  // ggml's MAX() (NaN-propagating order)

@@ -80,6 +80,25 @@ inline void imatrix_weights(const float* xb, const float* qw, float sigma2, floa
     for (int j = 0; j < 32; ++j) w[j] = qw[j] * std::sqrt(sigma2 + xb[j] * xb[j]);
 }
 
+// The imatrix (scale, min) search of Q4_1/Q5_1 over a row's nb blocks: eight blocks per batched search (the
+// same bytes as one at a time), the rest one by one; emit(ib, L, d, min) stores block ib.
+template <typename Emit>
+void imatrix_min_blocks(const float* x, const float* imatrix, float sigma2, int64_t nb, int nmax, Emit emit) {
+    float w[256], d[8], min[8];
+    uint8_t L[256], Laux[32];
+    int64_t ib = 0;
+    for (; ib + 8 <= nb; ib += 8) {
+        for (int g = 0; g < 8; ++g) imatrix_weights(x + 32 * (ib + g), imatrix + 32 * (ib + g), sigma2, w + 32 * g);
+        make_qkx3_quants_x8(32, nmax, x + 32 * ib, w, L, d, min, -0.9f, 0.05f, 36, false);
+        for (int g = 0; g < 8; ++g) emit(ib + g, L + 32 * g, d[g], min[g]);
+    }
+    for (; ib < nb; ++ib) {
+        imatrix_weights(x + 32 * ib, imatrix + 32 * ib, sigma2, w);
+        const float dd = make_qkx3_quants(32, nmax, x + 32 * ib, w, L, &min[0], Laux, -0.9f, 0.05f, 36, false);
+        emit(ib, L, dd, min[0]);
+    }
+}
+
 void q4_0_ref_block(const float* x, block_q4_0* y) {
     const float max = signed_absmax(x, 32);
     const float d = max / -8;
@@ -246,16 +265,11 @@ size_t quantize_q4_1(const float* src, void* dst, int64_t nrows, int64_t n_per_r
             return;
         }
         const float sigma2 = row_sigma2(x, n_per_row);
-        float w[32];
-        uint8_t L[32], Laux[32];
-        for (int64_t ib = 0; ib < nb; ++ib) {
-            imatrix_weights(x + 32 * ib, imatrix + 32 * ib, sigma2, w);
-            float min;
-            const float d = make_qkx3_quants(32, 15, x + 32 * ib, w, L, &min, Laux, -0.9f, 0.05f, 36, false);
+        imatrix_min_blocks(x, imatrix, sigma2, nb, 15, [&](int64_t ib, const uint8_t* L, float d, float min) {
             y[ib].d = fp32_to_fp16(d);
             y[ib].m = fp32_to_fp16(-min);
             for (int j = 0; j < 16; ++j) y[ib].qs[j] = static_cast<uint8_t>(L[j] | (L[j + 16] << 4));
-        }
+        });
     });
 }
 
@@ -286,16 +300,11 @@ size_t quantize_q5_1(const float* src, void* dst, int64_t nrows, int64_t n_per_r
             return;
         }
         const float sigma2 = row_sigma2(x, n_per_row);
-        float w[32];
-        uint8_t L[32], Laux[32];
-        for (int64_t ib = 0; ib < nb; ++ib) {
-            imatrix_weights(x + 32 * ib, imatrix + 32 * ib, sigma2, w);
-            float min;
-            const float d = make_qkx3_quants(32, 31, x + 32 * ib, w, L, &min, Laux, -0.9f, 0.05f, 36, false);
+        imatrix_min_blocks(x, imatrix, sigma2, nb, 31, [&](int64_t ib, const uint8_t* L, float d, float min) {
             y[ib].d = fp32_to_fp16(d);
             y[ib].m = fp32_to_fp16(-min);
             pack5(L, y[ib].qs, y[ib].qh);
-        }
+        });
     });
 }
 
