@@ -55,16 +55,17 @@ void requantize_k4(const float* x, const uint8_t* scales, fp16_t d16, fp16_t dmi
 // The reference (no imatrix) search shared by Q4_K (nmax 15) and Q5_K (nmax 31); fills the header.
 template <typename Block>
 void k4_ref_scales(const float* x, int nmax, float rmin, float rdelta, int nstep, uint8_t* L, Block* y) {
-    uint8_t Laux[32];
-    float weights[32], mins[QK_K / 32], scales[QK_K / 32];
+    float weights[QK_K], mins[QK_K / 32], scales[QK_K / 32];
     float max_scale = 0.0f, max_min = 0.0f;
     for (int j = 0; j < QK_K / 32; ++j) {
         float sum_x2 = 0.0f;
         for (int l = 0; l < 32; ++l) sum_x2 += x[32 * j + l] * x[32 * j + l];
         const float av_x = std::sqrt(sum_x2 / 32);
-        for (int l = 0; l < 32; ++l) weights[l] = av_x + std::fabs(x[32 * j + l]);
-        scales[j] = make_qkx2_quants(32, nmax, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, rmin, rdelta, nstep,
-                                     false);
+        for (int l = 0; l < 32; ++l) weights[32 * j + l] = av_x + std::fabs(x[32 * j + l]);
+    }
+    // The eight sub-blocks' searches are independent: one batched call (same bytes as eight).
+    make_qkx2_quants_x8(32, nmax, x, weights, L, scales, mins, rmin, rdelta, nstep, false);
+    for (int j = 0; j < QK_K / 32; ++j) {
         if (scales[j] > max_scale) max_scale = scales[j];
         if (mins[j] > max_min) max_min = mins[j];
     }

@@ -220,22 +220,38 @@ float make_qkx3_quants(int n, int nmax, const float* x, const float* weights, ui
     return qkx_search(n, nmax, x, w2, L, the_min, Laux, rmin, rdelta, nstep, use_mad, true);
 }
 
-void detail::make_qkx3_quants_x8_scalar(int n, int nmax, const float* x, const float* weights, uint8_t* L,
-                                        float* scales, float* the_mins, float rmin, float rdelta, int nstep,
-                                        bool use_mad) {
+void detail::qkx_search_x8_scalar(int n, int nmax, const float* x, const float* weights, uint8_t* L, float* scales,
+                                  float* the_mins, float rmin, float rdelta, int nstep, bool use_mad,
+                                  bool degenerate_le) {
     uint8_t Laux[32];
     GEMMA_ASSERT(n >= 1 && n <= 32);
     for (int g = 0; g < 8; ++g)
         scales[g] = qkx_search(n, nmax, x + g * n, weights + g * n, L + g * n, &the_mins[g], Laux, rmin, rdelta,
-                               nstep, use_mad, true);
+                               nstep, use_mad, degenerate_le);
+}
+
+namespace {
+
+void qkx_x8(int n, int nmax, const float* x, const float* weights, uint8_t* L, float* scales, float* the_mins,
+            float rmin, float rdelta, int nstep, bool use_mad, bool degenerate_le) {
+    // Run-time dispatch: the quantizers are built for the baseline ISA, this one search also for AVX2.
+    static const bool avx2 = __builtin_cpu_supports("avx2");
+    if (avx2)
+        detail::qkx_search_x8_avx2(n, nmax, x, weights, L, scales, the_mins, rmin, rdelta, nstep, use_mad, degenerate_le);
+    else
+        detail::qkx_search_x8_scalar(n, nmax, x, weights, L, scales, the_mins, rmin, rdelta, nstep, use_mad, degenerate_le);
+}
+
+}  // namespace
+
+void make_qkx2_quants_x8(int n, int nmax, const float* x, const float* weights, uint8_t* L, float* scales,
+                         float* the_mins, float rmin, float rdelta, int nstep, bool use_mad) {
+    qkx_x8(n, nmax, x, weights, L, scales, the_mins, rmin, rdelta, nstep, use_mad, false);
 }
 
 void make_qkx3_quants_x8(int n, int nmax, const float* x, const float* weights, uint8_t* L, float* scales,
                          float* the_mins, float rmin, float rdelta, int nstep, bool use_mad) {
-    // Run-time dispatch: the quantizers are built for the baseline ISA, this one search for AVX2.
-    static const bool avx2 = __builtin_cpu_supports("avx2");
-    if (avx2) detail::qkx_search_x8_avx2(n, nmax, x, weights, L, scales, the_mins, rmin, rdelta, nstep, use_mad, true);
-    else detail::make_qkx3_quants_x8_scalar(n, nmax, x, weights, L, scales, the_mins, rmin, rdelta, nstep, use_mad);
+    qkx_x8(n, nmax, x, weights, L, scales, the_mins, rmin, rdelta, nstep, use_mad, true);
 }
 
 float make_qp_quants(int n, int nmax, const float* x, uint8_t* L, const float* quant_weights) {

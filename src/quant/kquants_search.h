@@ -20,9 +20,11 @@ float make_qkx2_quants(int n, int nmax, const float* x, const float* weights, ui
 // As make_qkx2_quants, but null weights mean x^2 and a degenerate range is max <= min.
 float make_qkx3_quants(int n, int nmax, const float* x, const float* weights, uint8_t* L, float* the_min,
                        uint8_t* Laux, float rmin, float rdelta, int nstep, bool use_mad);
-// Eight independent make_qkx3_quants (weights given) over consecutive groups of n <= 32 values: group g is
-// x[g*n..], weights[g*n..], L[g*n..]; scales[g] and the_mins[g] get its results. Same bytes as eight calls;
-// one group per SIMD lane where the CPU has AVX2.
+// Eight independent searches over consecutive groups of n <= 32 values: group g is x[g*n..], weights[g*n..],
+// L[g*n..]; scales[g] and the_mins[g] get its results. Same bytes as eight make_qkx2/3_quants calls; one group
+// per SIMD lane where the CPU has AVX2.
+void make_qkx2_quants_x8(int n, int nmax, const float* x, const float* weights, uint8_t* L, float* scales,
+                         float* the_mins, float rmin, float rdelta, int nstep, bool use_mad);
 void make_qkx3_quants_x8(int n, int nmax, const float* x, const float* weights, uint8_t* L, float* scales,
                          float* the_mins, float rmin, float rdelta, int nstep, bool use_mad);
 // Quantizes non-negative values (sub-block scales or mins) to 0..nmax with weights.
@@ -32,9 +34,9 @@ namespace detail {
 // The eight-lane search (quant/avx2/qkx_avx2.cpp); call only where the CPU has AVX2.
 void qkx_search_x8_avx2(int n, int nmax, const float* x, const float* weights, uint8_t* L, float* scales,
                         float* the_mins, float rmin, float rdelta, int nstep, bool use_mad, bool degenerate_le);
-// The plain path of make_qkx3_quants_x8 (eight scalar searches), for tests.
-void make_qkx3_quants_x8_scalar(int n, int nmax, const float* x, const float* weights, uint8_t* L, float* scales,
-                                float* the_mins, float rmin, float rdelta, int nstep, bool use_mad);
+// The plain path of the x8 searches (eight scalar searches; qkx3's degenerate test when degenerate_le), for tests.
+void qkx_search_x8_scalar(int n, int nmax, const float* x, const float* weights, uint8_t* L, float* scales,
+                          float* the_mins, float rmin, float rdelta, int nstep, bool use_mad, bool degenerate_le);
 }  // namespace detail
 
 // Applies block_fn(x, y) to every super-block of every row; block_fn sees the row start too so the

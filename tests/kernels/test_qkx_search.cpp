@@ -1,4 +1,4 @@
-// The batched (scale, min) search: eight groups per call give the bits of eight make_qkx3_quants calls, on
+// The batched (scale, min) searches: eight groups per call give the bits of eight make_qkx2/3_quants calls, on
 // every path (AVX2 lanes where the CPU has them, the scalar loop), for ordinary and degenerate groups.
 #include <gtest/gtest.h>
 
@@ -51,39 +51,59 @@ Case make_case(int n, uint32_t seed) {
     return c;
 }
 
-void expect_same(int n, int nmax, const Case& c, const char* what,
-                 void (*fn)(int, int, const float*, const float*, uint8_t*, float*, float*, float, float, int, bool)) {
+// The two searches' parameters as the quantizers call them.
+struct Variant {
+    bool qkx3;  // qkx3's degenerate test (max <= min), else qkx2's (max == min)
+    float rmin, rdelta;
+    int nstep;
+    bool use_mad;
+};
+constexpr Variant kVariants[] = {{true, -0.9f, 0.05f, 36, false}, {false, -1.0f, 0.1f, 20, false},
+                                 {false, -0.5f, 0.1f, 15, true}, {false, -0.5f, 0.1f, 0, true}};
+
+using X8 = void (*)(const Variant&, int, int, const float*, const float*, uint8_t*, float*, float*);
+
+void dispatched(const Variant& v, int n, int nmax, const float* x, const float* w, uint8_t* L, float* s, float* m) {
+    (v.qkx3 ? make_qkx3_quants_x8 : make_qkx2_quants_x8)(n, nmax, x, w, L, s, m, v.rmin, v.rdelta, v.nstep, v.use_mad);
+}
+void scalar(const Variant& v, int n, int nmax, const float* x, const float* w, uint8_t* L, float* s, float* m) {
+    detail::qkx_search_x8_scalar(n, nmax, x, w, L, s, m, v.rmin, v.rdelta, v.nstep, v.use_mad, v.qkx3);
+}
+void avx2(const Variant& v, int n, int nmax, const float* x, const float* w, uint8_t* L, float* s, float* m) {
+    detail::qkx_search_x8_avx2(n, nmax, x, w, L, s, m, v.rmin, v.rdelta, v.nstep, v.use_mad, v.qkx3);
+}
+
+void expect_same(const Variant& v, int n, int nmax, const Case& c, const char* what, X8 fn) {
     std::vector<uint8_t> L(static_cast<size_t>(8 * n)), Lw(static_cast<size_t>(8 * n));
     float s[8], m[8], sw[8], mw[8];
     uint8_t Laux[32];
     for (int g = 0; g < 8; ++g)
-        s[g] = make_qkx3_quants(n, nmax, c.x.data() + g * n, c.w.data() + g * n, L.data() + g * n, &m[g], Laux, -0.9f,
-                                0.05f, 36, false);
-    fn(n, nmax, c.x.data(), c.w.data(), Lw.data(), sw, mw, -0.9f, 0.05f, 36, false);
-    EXPECT_EQ(L, Lw) << what << " n " << n << " nmax " << nmax;
+        s[g] = (v.qkx3 ? make_qkx3_quants : make_qkx2_quants)(n, nmax, c.x.data() + g * n, c.w.data() + g * n,
+                                                            L.data() + g * n, &m[g], Laux, v.rmin, v.rdelta, v.nstep,
+                                                            v.use_mad);
+    fn(v, n, nmax, c.x.data(), c.w.data(), Lw.data(), sw, mw);
+    const std::string where = std::string(what) + (v.qkx3 ? " qkx3" : " qkx2") + " nstep " + std::to_string(v.nstep) +
+                              " n " + std::to_string(n) + " nmax " + std::to_string(nmax);
+    EXPECT_EQ(L, Lw) << where;
     for (int g = 0; g < 8; ++g) {
-        EXPECT_EQ(fbits(s[g]), fbits(sw[g])) << what << " scale, group " << g << " n " << n << " nmax " << nmax;
-        EXPECT_EQ(fbits(m[g]), fbits(mw[g])) << what << " min, group " << g << " n " << n << " nmax " << nmax;
+        EXPECT_EQ(fbits(s[g]), fbits(sw[g])) << where << " scale, group " << g;
+        EXPECT_EQ(fbits(m[g]), fbits(mw[g])) << where << " min, group " << g;
     }
 }
 
-void avx2_path(int n, int nmax, const float* x, const float* w, uint8_t* L, float* s, float* m, float rmin,
-               float rdelta, int nstep, bool use_mad) {
-    detail::qkx_search_x8_avx2(n, nmax, x, w, L, s, m, rmin, rdelta, nstep, use_mad, true);
-}
-
 TEST(QkxSearch, EightGroupsAtOnceGiveTheBitsOfEightSearches) {
-    const bool avx2 = __builtin_cpu_supports("avx2");
-    for (const int n : {16, 32})
-        for (const int nmax : {3, 15, 31})
-            for (uint32_t seed = 1; seed <= 60; ++seed) {
-                const Case c = make_case(n, seed * 7919u + static_cast<uint32_t>(n * 100 + nmax));
-                expect_same(n, nmax, c, "dispatched", make_qkx3_quants_x8);
-                expect_same(n, nmax, c, "scalar", detail::make_qkx3_quants_x8_scalar);
-                if (avx2) expect_same(n, nmax, c, "avx2", avx2_path);
-                if (HasFailure()) return;
-            }
-    if (!avx2) GTEST_SKIP() << "no AVX2 on this CPU: only the scalar path was checked";
+    const bool has_avx2 = __builtin_cpu_supports("avx2");
+    for (const Variant& v : kVariants)
+        for (const int n : {16, 32})
+            for (const int nmax : {3, 15, 31})
+                for (uint32_t seed = 1; seed <= 40; ++seed) {
+                    const Case c = make_case(n, seed * 7919u + static_cast<uint32_t>(n * 100 + nmax));
+                    expect_same(v, n, nmax, c, "dispatched", dispatched);
+                    expect_same(v, n, nmax, c, "scalar", scalar);
+                    if (has_avx2) expect_same(v, n, nmax, c, "avx2", avx2);
+                    if (HasFailure()) return;
+                }
+    if (!has_avx2) GTEST_SKIP() << "no AVX2 on this CPU: only the scalar path was checked";
 }
 
 TEST(QkxSearch, NonFiniteInputsTakeTheScalarOutcome) {
@@ -92,7 +112,7 @@ TEST(QkxSearch, NonFiniteInputsTakeTheScalarOutcome) {
     c.x[3] = std::numeric_limits<float>::infinity();
     c.x[40] = std::numeric_limits<float>::quiet_NaN();
     c.w[70] = std::numeric_limits<float>::quiet_NaN();
-    expect_same(32, 15, c, "avx2 non-finite", avx2_path);
+    for (const Variant& v : kVariants) expect_same(v, 32, 15, c, "avx2 non-finite", avx2);
 }
 
 }  // namespace
