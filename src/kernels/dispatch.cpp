@@ -35,12 +35,6 @@ bool cpu_has_avx512() {
            __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
 }
 
-// AVX512_BF16 (vdpbf16ps): CPUID leaf 7 sub-leaf 1, EAX bit 5, read directly like AVX-VNNI.
-bool cpu_has_avx512bf16() {
-    unsigned a = 0, b = 0, c = 0, d = 0;
-    return cpu_has_avx512() && __get_cpuid_count(7, 1, &a, &b, &c, &d) != 0 && (a & (1u << 5)) != 0;
-}
-
 struct Tables {
     KernelTable ref;
     KernelTable avx2;
@@ -70,7 +64,6 @@ struct Tables {
         if (cpu_has_avx512()) {
             detail::fill_avx512_packed(avx512);
             detail::fill_avx512_float(avx512);
-            if (cpu_has_avx512bf16() && !std::getenv("TMP_NO_DPBF16")) detail::fill_avx512_bf16(avx512);
         }
     }
 };

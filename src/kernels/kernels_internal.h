@@ -46,6 +46,5 @@ void fill_avx2_packed(KernelTable& t);
 void fill_vnni_packed(KernelTable& t);
 void fill_avx512_packed(KernelTable& t);
 void fill_avx512_float(KernelTable& t);
-void fill_avx512_bf16(KernelTable& t);  // needs AVX512_BF16 as well
 
 }  // namespace gemma::kernels::detail

@@ -9,11 +9,6 @@
 #include "quant/iq_tables.h"
 
 #include <utility>
-#ifndef P32T
-#define P32T 8
-#define PKT 4
-#define Q6T 4
-#endif
 
 namespace gemma::kernels::detail {
 namespace {
@@ -143,7 +138,7 @@ struct Packed32 {
     static constexpr bool kMin = D::kBiasShift < 0;
     static constexpr int64_t kQK = 32;
     static constexpr int kAux = 2;
-    static constexpr int kMaxT = P32T;  // 2T live vectors per token plus the unpacked words: no spills at 8
+    static constexpr int kMaxT = 8;  // 2T live vectors per token plus the unpacked words: no spills at 8
     static void prepare(const Act* a, int64_t nb, int32_t* aux) {
         for (int64_t b = 0; b < nb; ++b) {
             aux[2 * b] = bits_from_f32(_cvtsh_ss(a[b].d));
@@ -219,7 +214,7 @@ struct PackedK {
     using Act = block_q8_K;
     static constexpr int64_t kQK = 256;
     static constexpr int kAux = 5;   // per token and super-block: d_a as float bits, the sums of sub-blocks (2i, 2i+1)
-    static constexpr int kMaxT = PKT;  // 5T live vectors per token
+    static constexpr int kMaxT = 4;  // 5T live vectors per token
     static void prepare(const Act* a, int64_t nb, int32_t* aux) {
         for (int64_t b = 0; b < nb; ++b) {
             aux[5 * b] = bits_from_f32(a[b].d);
@@ -311,7 +306,7 @@ struct PackedQ6K {
     using Act = block_q8_K;
     static constexpr int64_t kQK = 256;
     static constexpr int kAux = 9;  // d_a as float bits, then bsum pairs (4w, 4w+2) and (4w+1, 4w+3), w < 4
-    static constexpr int kMaxT = Q6T;
+    static constexpr int kMaxT = 4;
     static void prepare(const Act* a, int64_t nb, int32_t* aux) {
         auto pair = [](int lo, int hi) {
             return static_cast<int32_t>((static_cast<uint32_t>(hi) << 16) | static_cast<uint16_t>(lo));
