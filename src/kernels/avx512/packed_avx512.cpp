@@ -6,9 +6,9 @@
 #include "kernels/avx512/avx512_common.h"
 #include "kernels/kernels_internal.h"
 #include "kernels/packed.h"
+#include "kernels/packed_driver.h"
 #include "quant/iq_tables.h"
 
-#include <utility>
 
 namespace gemma::kernels::detail {
 namespace {
@@ -16,6 +16,10 @@ namespace {
 using namespace avx512;
 
 inline __m512i dpbusd(__m512i acc, __m512i u, __m512i s) { return _mm512_dpbusd_epi32(acc, u, s); }
+// A tile runs 1 or 2 consecutive groups (packed_driver.h); a lone group runs as both halves, its copy not stored.
+template <typename Group>
+inline const Group* second_group(const Group* g0, int64_t groups, int64_t nb) { return groups > 1 ? g0 + nb : g0; }
+inline __mmask16 store_mask(int64_t groups) { return groups > 1 ? __mmask16{0xFFFF} : __mmask16{0x00FF}; }
 // a | (b & c), one vpternlogd.
 inline __m512i or_and(__m512i a, __m512i b, __m512i c) { return _mm512_ternarylogic_epi32(a, b, c, 0xF8); }
 
@@ -45,9 +49,19 @@ void neg_offsets(const block_q8_0* a, int64_t nb, int32_t* s, int64_t stride, in
     }
 }
 
+// IQ4_NL's code book with 128 added to every entry (all of them fit a byte unsigned).
+struct BiasedIq4Table {
+    uint8_t v[16] = {};
+    constexpr BiasedIq4Table() {
+        for (int i = 0; i < 16; ++i) v[i] = static_cast<uint8_t>(kvalues_iq4nl[i] + 128);
+    }
+};
+constexpr BiasedIq4Table kIq4Biased{};
+
 // The 32-element types. dots<T> adds each block's unsigned-quant x activation dots to i32 (a lane per row).
-// Q4_0 / Q4_1 / Q5_0 / Q5_1: nibbles, the fifth bit ORed in from the rearranged high-bit word (packed.h).
-template <typename G, typename A, int kShift>
+// Q4_0 / Q4_1 / Q5_0 / Q5_1: nibbles, the fifth bit ORed in from the rearranged high-bit word (packed.h);
+// IQ4_NL (kTable): nibbles looked up in the biased code book.
+template <typename G, typename A, int kShift, bool kTable = false>
 struct NibbleDots {
     using Group = G;
     using Act = A;
@@ -57,8 +71,9 @@ struct NibbleDots {
     template <int T>
     GEMMA_ALWAYS_INLINE static void dots(const G& g0, const G& g1, const A* const* a, int64_t b, __m512i (&i32)[T]) {
         const __m512i m4 = _mm512_set1_epi8(0x0F), b4 = _mm512_set1_epi8(0x10);
-        __m512i hbits = _mm512_setzero_si512();
+        __m512i hbits = _mm512_setzero_si512(), table = _mm512_setzero_si512();
         if constexpr (kHigh) hbits = load2(g0.qh, g1.qh);
+        if constexpr (kTable) table = _mm512_broadcast_i32x4(loadu128(kIq4Biased.v));
         #pragma GCC unroll 4
         for (int k = 0; k < 4; ++k) {
             const __m512i raw = load2(g0.qs + 32 * k, g1.qs + 32 * k);
@@ -67,6 +82,10 @@ struct NibbleDots {
             if constexpr (kHigh) {
                 lo = or_and(lo, _mm512_srli_epi32(hbits, k), b4);
                 hi = or_and(hi, _mm512_slli_epi32(hbits, 4 - k), b4);
+            }
+            if constexpr (kTable) {
+                lo = _mm512_shuffle_epi8(table, lo);
+                hi = _mm512_shuffle_epi8(table, hi);
             }
             #pragma GCC unroll 8
             for (int t = 0; t < T; ++t) {
@@ -96,39 +115,6 @@ struct Q8Dots {
     }
 };
 
-// IQ4_NL: the nibbles index the code book with 128 added to every entry (all of them fit a byte unsigned).
-struct BiasedIq4Table {
-    uint8_t v[16] = {};
-    constexpr BiasedIq4Table() {
-        for (int i = 0; i < 16; ++i) v[i] = static_cast<uint8_t>(kvalues_iq4nl[i] + 128);
-    }
-};
-constexpr BiasedIq4Table kIq4Biased{};
-
-struct IQ4_NLDots {
-    using Group = block_iq4_nlx8;
-    using Act = block_q8_0;
-    static constexpr int kBiasShift = 7;
-
-    template <int T>
-    GEMMA_ALWAYS_INLINE static void dots(const Group& g0, const Group& g1, const Act* const* a, int64_t b,
-                                         __m512i (&i32)[T]) {
-        const __m512i m4 = _mm512_set1_epi8(0x0F);
-        const __m512i table = _mm512_broadcast_i32x4(loadu128(kIq4Biased.v));
-        #pragma GCC unroll 4
-        for (int k = 0; k < 4; ++k) {
-            const __m512i raw = load2(g0.qs + 32 * k, g1.qs + 32 * k);
-            const __m512i lo = _mm512_shuffle_epi8(table, _mm512_and_si512(raw, m4));
-            const __m512i hi = _mm512_shuffle_epi8(table, _mm512_and_si512(_mm512_srli_epi16(raw, 4), m4));
-            #pragma GCC unroll 8
-            for (int t = 0; t < T; ++t) {
-                i32[t] = dpbusd(i32[t], lo, bcast_word(a[t][b].qs + 4 * k));
-                i32[t] = dpbusd(i32[t], hi, bcast_word(a[t][b].qs + 16 + 4 * k));
-            }
-        }
-    }
-};
-
 // Per token and block: d_a as float bits, then the accumulator's start (-bias * sum a) or, for the min types,
 // s_a as float bits. The tile: acc = fma(float(isum), d_w * d_a, acc), and fma(m_w, s_a, acc) for the min types.
 template <typename D>
@@ -137,6 +123,7 @@ struct Packed32 {
     using Act = typename D::Act;
     static constexpr bool kMin = D::kBiasShift < 0;
     static constexpr int64_t kQK = 32;
+    static constexpr int64_t kGroups = 2;
     static constexpr int kAux = 2;
     static constexpr int kMaxT = 8;  // 2T live vectors per token plus the unpacked words: no spills at 8
     static void prepare(const Act* a, int64_t nb, int32_t* aux) {
@@ -148,8 +135,10 @@ struct Packed32 {
     }
 
     template <int T>
-    static void tile(int64_t nb, const Group* g0, const Group* g1, const Act* const* a, const int32_t* const* aux,
-                     float* out, int64_t stride, __mmask16 store) {
+    static void tile(int64_t nb, const Group* g0, int64_t groups, const Act* const* a, const int32_t* const* aux,
+                     float* out, int64_t stride) {
+        const Group* g1 = second_group(g0, groups, nb);
+        const __mmask16 store = store_mask(groups);
         __m512 acc[T];
         #pragma GCC unroll 8
         for (int t = 0; t < T; ++t) acc[t] = _mm512_setzero_ps();
@@ -213,6 +202,7 @@ struct PackedK {
     using Group = GroupT;
     using Act = block_q8_K;
     static constexpr int64_t kQK = 256;
+    static constexpr int64_t kGroups = 2;
     static constexpr int kAux = 5;   // per token and super-block: d_a as float bits, the sums of sub-blocks (2i, 2i+1)
     static constexpr int kMaxT = 8;  // 4T live vectors per token: a few spills, still ahead of 4 and 6 (pp +15-25%)
     static void prepare(const Act* a, int64_t nb, int32_t* aux) {
@@ -227,8 +217,10 @@ struct PackedK {
     }
 
     template <int T>
-    static void tile(int64_t nb, const Group* g0, const Group* g1, const Act* const* a, const int32_t* const* aux,
-                     float* out, int64_t stride, __mmask16 store) {
+    static void tile(int64_t nb, const Group* g0, int64_t groups, const Act* const* a, const int32_t* const* aux,
+                     float* out, int64_t stride) {
+        const Group* g1 = second_group(g0, groups, nb);
+        const __mmask16 store = store_mask(groups);
         __m512 acc[T];
         #pragma GCC unroll 8
         for (int t = 0; t < T; ++t) acc[t] = _mm512_setzero_ps();
@@ -309,6 +301,7 @@ struct PackedQ6K {
     using Group = block_q6_Kx8;
     using Act = block_q8_K;
     static constexpr int64_t kQK = 256;
+    static constexpr int64_t kGroups = 2;
     static constexpr int kAux = 9;  // d_a as float bits, then bsum pairs (4w, 4w+2) and (4w+1, 4w+3), w < 4
     static constexpr int kMaxT = 6;  // 4T live vectors per token; ahead of 4 and 8 (pp +10%)
     static void prepare(const Act* a, int64_t nb, int32_t* aux) {
@@ -326,8 +319,10 @@ struct PackedQ6K {
     }
 
     template <int T>
-    static void tile(int64_t nb, const Group* g0, const Group* g1, const Act* const* a, const int32_t* const* aux,
-                     float* out, int64_t stride, __mmask16 store) {
+    static void tile(int64_t nb, const Group* g0, int64_t groups, const Act* const* a, const int32_t* const* aux,
+                     float* out, int64_t stride) {
+        const Group* g1 = second_group(g0, groups, nb);
+        const __mmask16 store = store_mask(groups);
         __m512 acc[T];
         #pragma GCC unroll 8
         for (int t = 0; t < T; ++t) acc[t] = _mm512_setzero_ps();
@@ -406,85 +401,6 @@ struct PackedQ6K {
     }
 };
 
-// Per-token auxiliary values of one token block live on the stack: kept under this.
-constexpr int64_t kAuxSlots = 16384;
-constexpr size_t kActBlockBytes = 128 * 1024;
-constexpr size_t kRowBlockBytes = 256 * 1024;
-#ifndef PFD
-#define PFD 2
-#endif
-constexpr int64_t kPrefetchPairs = PFD;
-constexpr bool kPrefetch = PFD > 0;
-
-constexpr int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
-constexpr int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
-
-template <typename K>
-using PackedTileFn = void (*)(int64_t, const typename K::Group*, const typename K::Group*, const typename K::Act* const*,
-                              const int32_t* const*, float*, int64_t, __mmask16);
-
-template <typename K, int... Ts>
-struct TileTable {
-    PackedTileFn<K> fn[sizeof...(Ts)] = {&K::template tile<Ts + 1>...};
-};
-
-template <typename K, int... Ts>
-constexpr TileTable<K, Ts...> make_tiles(std::integer_sequence<int, Ts...>) { return {}; }
-
-// Cache blocking as in the AVX2 driver (a token block and a row block both stay in L2 while their tiles run);
-// inside a row block, groups go two by two, the last one alone when the block has an odd count.
-template <typename K>
-void gemm_packed_tiled(int64_t n, const void* W, size_t wrb, int64_t r0, int64_t r1, const void* act, size_t arb,
-                       int64_t n_tok, float* out, int64_t stride) {
-    static constexpr auto tiles = make_tiles<K>(std::make_integer_sequence<int, K::kMaxT>{});
-    constexpr int64_t T = K::kMaxT;
-    using Act = typename K::Act;
-    using Group = typename K::Group;
-    const int64_t nb = n / K::kQK;
-    const int64_t aux_per_tok = max64(1, nb * K::kAux);
-    const size_t grb = 8 * wrb;  // bytes per group of 8 rows
-    const auto* wb = static_cast<const uint8_t*>(W);
-    const auto* ab = static_cast<const uint8_t*>(act);
-    const int64_t block_groups = max64(2, static_cast<int64_t>(kRowBlockBytes / grb) / 2 * 2);
-    int64_t block_toks = max64(T, static_cast<int64_t>(kActBlockBytes / arb) / T * T);
-    block_toks = max64(1, min64(block_toks, kAuxSlots / aux_per_tok / T * T));
-    int32_t aux[kAuxSlots];
-    const int64_t g_begin = r0 / 8, g_end = r1 / 8;
-    auto group = [&](int64_t g) { return reinterpret_cast<const Group*>(wb + static_cast<size_t>(g) * grb); };
-    for (int64_t tb0 = 0; tb0 < n_tok; tb0 += block_toks) {
-        const int64_t tb1 = min64(n_tok, tb0 + block_toks);
-        for (int64_t t = tb0; t < tb1; ++t)
-            K::prepare(reinterpret_cast<const Act*>(ab + static_cast<size_t>(t) * arb), nb, aux + (t - tb0) * aux_per_tok);
-        for (int64_t gb0 = g_begin; gb0 < g_end; gb0 += block_groups) {
-            const int64_t gb1 = min64(g_end, gb0 + block_groups);
-            for (int64_t t0 = tb0; t0 < tb1; t0 += T) {
-                const int64_t nt = min64(T, tb1 - t0);
-                const Act* at[T];
-                const int32_t* st[T];
-                for (int64_t t = 0; t < nt; ++t) {
-                    at[t] = reinterpret_cast<const Act*>(ab + static_cast<size_t>(t0 + t) * arb);
-                    st[t] = aux + (t0 + t - tb0) * aux_per_tok;
-                }
-                for (int64_t g = gb0; g < gb1; g += 2) {
-                    const bool pair = g + 1 < gb1;
-                    if (t0 == tb0) {
-                        // The first pass over a row block streams it from DRAM (all of decode): ask for the next
-                        // pair while this one runs (decode +10-20%, Q6_K +25%; two pairs ahead gained less).
-                        const int64_t gp = g + 2;
-                        if (gp < g_end) {
-                            const uint8_t* p = wb + static_cast<size_t>(gp) * grb;
-                            const size_t bytes = static_cast<size_t>(min64(2, g_end - gp)) * grb;
-                            for (size_t o = 0; o < bytes; o += 64) _mm_prefetch(reinterpret_cast<const char*>(p + o), _MM_HINT_T0);
-                        }
-                    }
-                    tiles.fn[nt - 1](nb, group(g), group(pair ? g + 1 : g), at, st, out + t0 * stride + g * 8, stride,
-                                     pair ? __mmask16{0xFFFF} : __mmask16{0x00FF});
-                }
-            }
-        }
-    }
-}
-
 }  // namespace
 
 void fill_avx512_packed(KernelTable& t) {
@@ -493,7 +409,7 @@ void fill_avx512_packed(KernelTable& t) {
     t.gemm_packed[idx(TypeId::Q4_1)] = gemm_packed_tiled<Packed32<NibbleDots<block_q4_1x8, block_q8_1, -1>>>;
     t.gemm_packed[idx(TypeId::Q5_1)] = gemm_packed_tiled<Packed32<NibbleDots<block_q5_1x8, block_q8_1, -1>>>;
     t.gemm_packed[idx(TypeId::Q8_0)] = gemm_packed_tiled<Packed32<Q8Dots>>;
-    t.gemm_packed[idx(TypeId::IQ4_NL)] = gemm_packed_tiled<Packed32<IQ4_NLDots>>;
+    t.gemm_packed[idx(TypeId::IQ4_NL)] = gemm_packed_tiled<Packed32<NibbleDots<block_iq4_nlx8, block_q8_0, 7, true>>>;
     t.gemm_packed[idx(TypeId::Q4_K)] = gemm_packed_tiled<PackedK<block_q4_Kx8>>;
     t.gemm_packed[idx(TypeId::Q5_K)] = gemm_packed_tiled<PackedK<block_q5_Kx8>>;
     t.gemm_packed[idx(TypeId::Q6_K)] = gemm_packed_tiled<PackedQ6K>;
