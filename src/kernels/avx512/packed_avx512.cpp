@@ -9,7 +9,6 @@
 #include "kernels/packed_driver.h"
 #include "quant/iq_tables.h"
 
-
 namespace gemma::kernels::detail {
 namespace {
 
