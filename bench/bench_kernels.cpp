@@ -151,7 +151,7 @@ void BM_ConvertAct(benchmark::State& state, TypeId wt, kn::Isa isa) {
 }
 
 const int kRegistered = [] {
-    for (kn::Isa isa : {kn::Isa::Avx2Vnni, kn::Isa::Avx2, kn::Isa::Ref}) {
+    for (kn::Isa isa : {kn::Isa::Avx512, kn::Isa::Avx2Vnni, kn::Isa::Avx2, kn::Isa::Ref}) {
         const std::string is = kn::isa_name(isa);
         for (TypeId wt : kTypes) {
             const std::string tn = gemma::type_name(wt);

@@ -28,10 +28,18 @@ bool cpu_has_avxvnni() {
     return cpu_has_avx2() && __get_cpuid_count(7, 1, &a, &b, &c, &d) != 0 && (a & (1u << 4)) != 0;
 }
 
+// The AVX-512 level: F (which the builtin reports only where the OS saves the zmm state), BW, VL and VNNI, on a
+// CPU that also has everything the AVX2 kernels it keeps need.
+bool cpu_has_avx512() {
+    return cpu_has_avx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
+}
+
 struct Tables {
     KernelTable ref;
     KernelTable avx2;
     KernelTable vnni;
+    KernelTable avx512;
     Tables() {
         detail::fill_ref_convert(ref);
         detail::fill_ref_float(ref);
@@ -51,6 +59,12 @@ struct Tables {
         }
         vnni = avx2;
         if (cpu_has_avxvnni()) detail::fill_vnni_packed(vnni);
+        // AVX-512 CPUs without AVX-VNNI exist (Ice Lake, Cascade Lake): start from AVX2's table, not VNNI's.
+        avx512 = avx2;
+        if (cpu_has_avx512()) {
+            detail::fill_avx512_packed(avx512);
+            detail::fill_avx512_float(avx512);
+        }
     }
 };
 
@@ -73,9 +87,14 @@ Isa initial_isa() {
             if (!cpu_has_avxvnni()) throw_error("GEMMA_ISA=avx2vnni: this CPU does not support AVX2+FMA+F16C+AVX-VNNI");
             return Isa::Avx2Vnni;
         }
-        throw_error("GEMMA_ISA=" + v + ": unknown ISA (expected ref, avx2 or avx2vnni)");
+        if (v == "avx512") {
+            if (!cpu_has_avx512())
+                throw_error("GEMMA_ISA=avx512: this CPU does not support AVX2+FMA+F16C+AVX512F+BW+VL+VNNI");
+            return Isa::Avx512;
+        }
+        throw_error("GEMMA_ISA=" + v + ": unknown ISA (expected ref, avx2, avx2vnni or avx512)");
     }
-    return cpu_has_avxvnni() ? Isa::Avx2Vnni : cpu_has_avx2() ? Isa::Avx2 : Isa::Ref;
+    return cpu_has_avx512() ? Isa::Avx512 : cpu_has_avxvnni() ? Isa::Avx2Vnni : cpu_has_avx2() ? Isa::Avx2 : Isa::Ref;
 }
 
 std::atomic<int>& isa_state() {
@@ -85,6 +104,7 @@ std::atomic<int>& isa_state() {
 
 const KernelTable& table() {
     switch (static_cast<Isa>(isa_state().load(std::memory_order_relaxed))) {
+        case Isa::Avx512: return tables().avx512;
         case Isa::Avx2Vnni: return tables().vnni;
         case Isa::Avx2: return tables().avx2;
         case Isa::Ref: break;
@@ -110,13 +130,25 @@ void gemm_by_vec_dot(detail::VecDotFn dot, int64_t n, const void* W, size_t w_ro
 }  // namespace
 
 detail::KernelTable& detail::table_for_tests(Isa isa) {
-    return isa == Isa::Avx2Vnni ? mutable_tables().vnni : isa == Isa::Avx2 ? mutable_tables().avx2 : mutable_tables().ref;
+    switch (isa) {
+        case Isa::Avx512: return mutable_tables().avx512;
+        case Isa::Avx2Vnni: return mutable_tables().vnni;
+        case Isa::Avx2: return mutable_tables().avx2;
+        case Isa::Ref: break;
+    }
+    return mutable_tables().ref;
 }
 
 Isa active_isa() { return static_cast<Isa>(isa_state().load(std::memory_order_relaxed)); }
 
 bool isa_supported(Isa isa) {
-    return isa == Isa::Ref || (isa == Isa::Avx2 && cpu_has_avx2()) || (isa == Isa::Avx2Vnni && cpu_has_avxvnni());
+    switch (isa) {
+        case Isa::Ref: return true;
+        case Isa::Avx2: return cpu_has_avx2();
+        case Isa::Avx2Vnni: return cpu_has_avxvnni();
+        case Isa::Avx512: return cpu_has_avx512();
+    }
+    return false;
 }
 
 bool set_isa(Isa isa) {
@@ -130,6 +162,7 @@ const char* isa_name(Isa isa) {
         case Isa::Ref: return "ref";
         case Isa::Avx2: return "avx2";
         case Isa::Avx2Vnni: return "avx2vnni";
+        case Isa::Avx512: return "avx512";
     }
     return "?";
 }

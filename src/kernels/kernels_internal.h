@@ -44,5 +44,7 @@ void fill_avx2_kquants(KernelTable& t);
 void fill_avx2_iq(KernelTable& t);
 void fill_avx2_packed(KernelTable& t);
 void fill_vnni_packed(KernelTable& t);
+void fill_avx512_packed(KernelTable& t);
+void fill_avx512_float(KernelTable& t);
 
 }  // namespace gemma::kernels::detail

@@ -30,9 +30,9 @@ struct IsaGuard {
 };
 
 std::vector<kernels::Isa> all_isas() {
-    std::vector<kernels::Isa> v{kernels::Isa::Ref};
-    if (kernels::isa_supported(kernels::Isa::Avx2)) v.push_back(kernels::Isa::Avx2);
-    if (kernels::isa_supported(kernels::Isa::Avx2Vnni)) v.push_back(kernels::Isa::Avx2Vnni);
+    std::vector<kernels::Isa> v;
+    for (kernels::Isa isa : kernels::kAllIsas)
+        if (kernels::isa_supported(isa)) v.push_back(isa);  // an ISA the CPU lacks is skipped, not failed
     return v;
 }
 

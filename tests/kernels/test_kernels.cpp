@@ -56,8 +56,8 @@ struct IsaGuard {
 
 std::vector<Isa> simd_isas() {
     std::vector<Isa> v;
-    if (isa_supported(Isa::Avx2)) v.push_back(Isa::Avx2);
-    if (isa_supported(Isa::Avx2Vnni)) v.push_back(Isa::Avx2Vnni);
+    for (Isa isa : kAllIsas)
+        if (isa != Isa::Ref && isa_supported(isa)) v.push_back(isa);  // an ISA the CPU lacks is skipped, not failed
     return v;
 }
 
@@ -406,6 +406,11 @@ TEST(Kernels, IsaSelection) {
     EXPECT_EQ(set_isa(Isa::Avx2Vnni), isa_supported(Isa::Avx2Vnni));
     if (isa_supported(Isa::Avx2Vnni)) {
         EXPECT_TRUE(isa_supported(Isa::Avx2));  // VNNI is an extension of it
+    }
+    EXPECT_STREQ(isa_name(Isa::Avx512), "avx512");
+    EXPECT_EQ(set_isa(Isa::Avx512), isa_supported(Isa::Avx512));
+    if (isa_supported(Isa::Avx512)) {
+        EXPECT_TRUE(isa_supported(Isa::Avx2));  // it keeps AVX2's kernels for the types it does not cover
     }
     EXPECT_EQ(act_row_size(TypeId::Q4_K, 512), 2 * sizeof(block_q8_K));
     EXPECT_EQ(act_row_size(TypeId::Q4_0, 64), 2 * sizeof(block_q8_0));

@@ -6,9 +6,9 @@
 #include "kernels/avx2/avx2_common.h"
 #include "kernels/kernels_internal.h"
 #include "kernels/packed.h"
+#include "kernels/packed_driver.h"
 #include "quant/iq_tables.h"
 
-#include <utility>
 
 namespace gemma::kernels::detail {
 namespace {
@@ -173,13 +173,14 @@ struct Packed32 {
     using Act = typename F::Act;
     static constexpr bool kMin = requires(const Group& g) { g.m; };
     static constexpr int64_t kQK = 32;
+    static constexpr int64_t kGroups = 1;
     static constexpr int kAux = F::kAux;
     static constexpr int kMaxT = 4;  // tokens per tile: 2T accumulators plus the unpacked weights in registers
     static void prepare(const Act* a, int64_t nb, int32_t* aux) { F::prepare(a, nb, aux); }
 
     template <int T>
-    static void tile(int64_t nb, const Group* g, const Act* const* a, const int32_t* const* aux, float* out,
-                     int64_t stride) {
+    static void tile(int64_t nb, const Group* g, int64_t /*groups: always 1*/, const Act* const* a,
+                     const int32_t* const* aux, float* out, int64_t stride) {
         __m256 acc[T];
         #pragma GCC unroll 8
         for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
@@ -230,6 +231,7 @@ struct PackedK {
     using Group = GroupT;
     using Act = block_q8_K;
     static constexpr int64_t kQK = 256;
+    static constexpr int64_t kGroups = 1;
     static constexpr int kAux = 4;   // per token and super-block: sums of sub-blocks (2i, 2i+1) as int16 pairs
     static constexpr int kMaxT = 4;  // 4T live vectors per token: some spill, still ahead of T = 2 (pp +15%) and 3
     static void prepare(const Act* a, int64_t nb, int32_t* aux) {
@@ -242,8 +244,8 @@ struct PackedK {
     }
 
     template <int T>
-    static void tile(int64_t nb, const Group* g, const Act* const* a, const int32_t* const* aux, float* out,
-                     int64_t stride) {
+    static void tile(int64_t nb, const Group* g, int64_t /*groups: always 1*/, const Act* const* a,
+                     const int32_t* const* aux, float* out, int64_t stride) {
         __m256 acc[T];
         #pragma GCC unroll 8
         for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
@@ -363,6 +365,7 @@ struct PackedQ6K {
     using Group = block_q6_Kx8;
     using Act = block_q8_K;
     static constexpr int64_t kQK = 256;
+    static constexpr int64_t kGroups = 1;
     static constexpr int kAux = 8;   // per token and super-block: bsum pairs (4w, 4w+2) and (4w+1, 4w+3), w < 4
     static constexpr int kMaxT = 4;
     static void prepare(const Act* a, int64_t nb, int32_t* aux) {
@@ -378,8 +381,8 @@ struct PackedQ6K {
     }
 
     template <int T>
-    static void tile(int64_t nb, const Group* g, const Act* const* a, const int32_t* const* aux, float* out,
-                     int64_t stride) {
+    static void tile(int64_t nb, const Group* g, int64_t /*groups: always 1*/, const Act* const* a,
+                     const int32_t* const* aux, float* out, int64_t stride) {
         __m256 acc[T];
         #pragma GCC unroll 8
         for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
@@ -476,65 +479,6 @@ struct PackedQ6K {
         for (int t = 0; t < T; ++t) _mm256_storeu_ps(out + t * stride, acc[t]);
     }
 };
-
-// Per-token auxiliary values of one token block (activation sums) live on the stack: kept under this.
-constexpr int64_t kAuxSlots = 16384;
-constexpr size_t kActBlockBytes = 128 * 1024;
-constexpr size_t kRowBlockBytes = 128 * 1024;
-
-constexpr int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
-constexpr int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
-
-template <typename K>
-using PackedTileFn = void (*)(int64_t, const typename K::Group*, const typename K::Act* const*, const int32_t* const*,
-                              float*, int64_t);
-
-template <typename K, int... Ts>
-struct TileTable {
-    PackedTileFn<K> fn[sizeof...(Ts)] = {&K::template tile<Ts + 1>...};
-};
-
-template <typename K, int... Ts>
-constexpr TileTable<K, Ts...> make_tiles(std::integer_sequence<int, Ts...>) { return {}; }
-
-template <typename K>
-void gemm_packed_tiled(int64_t n, const void* W, size_t wrb, int64_t r0, int64_t r1, const void* act, size_t arb,
-                       int64_t n_tok, float* out, int64_t stride) {
-    static constexpr auto tiles = make_tiles<K>(std::make_integer_sequence<int, K::kMaxT>{});
-    constexpr int64_t T = K::kMaxT;
-    using Act = typename K::Act;
-    const int64_t nb = n / K::kQK;
-    const int64_t aux_per_tok = max64(1, nb * K::kAux);
-    const size_t grb = 8 * wrb;  // bytes per group of 8 rows
-    const auto* wb = static_cast<const uint8_t*>(W);
-    const auto* ab = static_cast<const uint8_t*>(act);
-    // Cache blocking as in tile_driver.h: a token block and a row block both stay in L2 while their tiles run.
-    const int64_t block_groups = max64(1, static_cast<int64_t>(kRowBlockBytes / grb));
-    int64_t block_toks = max64(T, static_cast<int64_t>(kActBlockBytes / arb) / T * T);
-    block_toks = max64(T, min64(block_toks, kAuxSlots / aux_per_tok / T * T));
-    int32_t aux[kAuxSlots];
-    const int64_t g_begin = r0 / 8, g_end = r1 / 8;
-    for (int64_t tb0 = 0; tb0 < n_tok; tb0 += block_toks) {
-        const int64_t tb1 = min64(n_tok, tb0 + block_toks);
-        for (int64_t t = tb0; t < tb1; ++t)
-            K::prepare(reinterpret_cast<const Act*>(ab + static_cast<size_t>(t) * arb), nb, aux + (t - tb0) * aux_per_tok);
-        for (int64_t gb0 = g_begin; gb0 < g_end; gb0 += block_groups) {
-            const int64_t gb1 = min64(g_end, gb0 + block_groups);
-            for (int64_t t0 = tb0; t0 < tb1; t0 += T) {
-                const int64_t nt = min64(T, tb1 - t0);
-                const Act* at[T];
-                const int32_t* st[T];
-                for (int64_t t = 0; t < nt; ++t) {
-                    at[t] = reinterpret_cast<const Act*>(ab + static_cast<size_t>(t0 + t) * arb);
-                    st[t] = aux + (t0 + t - tb0) * aux_per_tok;
-                }
-                for (int64_t g = gb0; g < gb1; ++g)
-                    tiles.fn[nt - 1](nb, reinterpret_cast<const typename K::Group*>(wb + static_cast<size_t>(g) * grb),
-                                     at, st, out + t0 * stride + g * 8, stride);
-            }
-        }
-    }
-}
 
 inline void install_packed(KernelTable& t) {
     t.gemm_packed[idx(TypeId::Q4_0)] = gemm_packed_tiled<Packed32<Q4_0Ints>>;
