@@ -76,6 +76,7 @@ struct HttpServer::Impl {
     std::unique_ptr<Backend> backend_owner;
     std::atomic<const Backend*> backend{nullptr};
     std::atomic<bool> stopped{false};
+    std::atomic<bool> listener_done{false};
     std::atomic<bool> draining{false};
     Metrics metrics;
     // Gives freed heap pages back every few seconds: with dozens of HTTP threads each allocating request
@@ -282,7 +283,10 @@ int HttpServer::start() {
     if (m.port < 0)
         throw_error("cannot listen on " + m.opts.host + ":" + std::to_string(m.opts.port) +
                     " (address in use, or not an address of this machine)");
-    m.listener = std::thread([&m] { m.http.listen_after_bind(); });
+    m.listener = std::thread([&m] {
+        m.http.listen_after_bind();
+        m.listener_done = true;
+    });
     m.trimmer = std::thread([&m] {
         std::unique_lock<std::mutex> lk(m.trim_mu);
         while (!m.trim_cv.wait_for(lk, std::chrono::seconds(5), [&m] { return m.stopped.load(); })) malloc_trim(0);
@@ -346,6 +350,12 @@ bool HttpServer::shutdown(std::chrono::milliseconds timeout) {
 
 void HttpServer::wait() {
     Impl& m = *impl_;
+    // httplib's stop() does nothing before its listen loop has begun (a load that fails right after start()
+    // can stop the server that early): once stopped, repeat it until the listener has returned.
+    while (m.stopped.load() && m.listener.joinable() && !m.listener_done.load()) {
+        m.http.stop();
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
     if (m.listener.joinable()) m.listener.join();
     if (m.trimmer.joinable()) m.trimmer.join();
     // httplib's workers are joined by now (listen returns after its task queue shut down), so no route
