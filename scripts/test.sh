@@ -17,7 +17,7 @@ scripts/build.sh asan
 # use-after-free and UBSan stay on.
 ASAN_OPTIONS=detect_leaks=1:alloc_dealloc_mismatch=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   build-asan/gemma_tests --gtest_brief=1 \
-  --gtest_filter='Gguf*:GgufMalformed*:QuantizeBadInput*:QuantizeCli*:ImatrixIo*:ImatrixBadInput*:Tokenizer*:Vocab*:ChatTemplate*:QuantLegacy*:QuantKQuants*:IqQuant*:Ladder*:ConvertErrors*:ConvertFamilies.*:Safetensors*:SentencePieceModel*:OpenAISchema*:OutputText*:PerplexityBadInput*:ReleaseBadInput*:Verify*:QuantizeFiles.Writer*:StreamDecoder*:Sampler*:Sha256*:ThreadPool*:*Packed*:LogitsRepacked*:MappedFile*:LargeBuffer*:ModelFamilies*:Attention*:AttnKernels*:Speculative.*:Grammar*:JsonSchemaGrammar*:GrammarMask*:-*IsFast*:GrammarMask.GemmaVocabulary*'
+  --gtest_filter='Gguf*:GgufMalformed*:QuantizeBadInput*:QuantizeCli*:ImatrixIo*:ImatrixBadInput*:Tokenizer*:Vocab*:ChatTemplate*:QuantLegacy*:QuantKQuants*:IqQuant*:Ladder*:ConvertErrors*:ConvertFamilies.*:Safetensors*:SentencePieceModel*:OpenAISchema*:OutputText*:PerplexityBadInput*:ReleaseBadInput*:Verify*:QuantizeFiles.Writer*:StreamDecoder*:Sampler*:Sha256*:ThreadPool*:*Packed*:LogitsRepacked*:MappedFile*:LargeBuffer*:ModelFamilies*:Attention*:AttnKernels*:QkxSearch*:Speculative.*:Grammar*:JsonSchemaGrammar*:GrammarMask*:-*IsFast*:GrammarMask.GemmaVocabulary*'
 echo "== fuzzing the GGUF parser (${GEMMA_FUZZ_SECONDS:-60} s)"
 scripts/build.sh fuzz
 mkdir -p build-fuzz/corpus
