@@ -6,6 +6,7 @@
 #include <cstring>
 #include <string>
 
+#include "core/cpu.h"
 #include "core/error.h"
 #include "kernels/kernels.h"
 #include "kernels/kernels_internal.h"
@@ -14,12 +15,6 @@ namespace gemma::kernels {
 namespace {
 
 using detail::KernelTable;
-
-bool cpu_has_avx2() {
-    // F16C and FMA come with every AVX2 part we target, but the AVX2 TUs are compiled with all three flags,
-    // so all three must be present.
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
-}
 
 // AVX-VNNI (the VEX-encoded vpdpbusd): CPUID leaf 7 sub-leaf 1, EAX bit 4. Read directly: GCC 12's
 // __builtin_cpu_supports("avxvnni") answers false on CPUs that have it.

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "core/cpu.h"
 #include "quant/rounding.h"
 
 namespace gemma {
@@ -235,7 +236,7 @@ namespace {
 void qkx_x8(int n, int nmax, const float* x, const float* weights, uint8_t* L, float* scales, float* the_mins,
             float rmin, float rdelta, int nstep, bool use_mad, bool degenerate_le) {
     // Run-time dispatch: the quantizers are built for the baseline ISA, this one search also for AVX2.
-    static const bool avx2 = __builtin_cpu_supports("avx2");
+    static const bool avx2 = cpu_has_avx2();
     if (avx2)
         detail::qkx_search_x8_avx2(n, nmax, x, weights, L, scales, the_mins, rmin, rdelta, nstep, use_mad, degenerate_le);
     else

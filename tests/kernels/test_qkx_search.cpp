@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "core/cpu.h"
 #include "quant/kquants_search.h"
 
 namespace gemma {
@@ -92,7 +93,7 @@ void expect_same(const Variant& v, int n, int nmax, const Case& c, const char* w
 }
 
 TEST(QkxSearch, EightGroupsAtOnceGiveTheBitsOfEightSearches) {
-    const bool has_avx2 = __builtin_cpu_supports("avx2");
+    const bool has_avx2 = cpu_has_avx2();
     for (const Variant& v : kVariants)
         for (const int n : {16, 32})
             for (const int nmax : {3, 15, 31})
@@ -107,7 +108,7 @@ TEST(QkxSearch, EightGroupsAtOnceGiveTheBitsOfEightSearches) {
 }
 
 TEST(QkxSearch, NonFiniteInputsTakeTheScalarOutcome) {
-    if (!__builtin_cpu_supports("avx2")) GTEST_SKIP() << "no AVX2 on this CPU";
+    if (!cpu_has_avx2()) GTEST_SKIP() << "no AVX2 on this CPU";
     Case c = make_case(32, 5);
     c.x[3] = std::numeric_limits<float>::infinity();
     c.x[40] = std::numeric_limits<float>::quiet_NaN();
