@@ -38,6 +38,8 @@ std::vector<uint8_t> weight_rows(std::mt19937& rng, TypeId wt, int64_t rows, int
     std::vector<int> offsets{0};
     if (wt == TypeId::Q4_K || wt == TypeId::Q5_K || wt == TypeId::Q4_1 || wt == TypeId::Q5_1) offsets = {0, 2};
     if (wt == TypeId::Q6_K) offsets = {208};
+    if (wt == TypeId::Q3_K) offsets = {108};
+    if (wt == TypeId::Q2_K) offsets = {80, 82};
     for (size_t o = 0; o < w.size(); o += bs)
         for (int off : offsets) {
             const uint16_t h = fp32_to_fp16((rng() & 1) ? ud(rng) : -ud(rng));
@@ -87,7 +89,7 @@ TEST_P(Packed, EveryIsaMatchesRefBitsAndVecDotClosely) {
     // Block multiples: one, odd counts (the Q4_0 offset sums go 8 blocks at a time), a realistic row.
     const int64_t bs = type_traits(wt).block_size;
     // The K types' min term rounds two larger terms before they cancel, as in tests/kernels/test_kernels.cpp.
-    const double rel = wt == TypeId::Q4_K || wt == TypeId::Q5_K ? 2e-5 : 2e-6;
+    const double rel = wt == TypeId::Q4_K || wt == TypeId::Q5_K || wt == TypeId::Q2_K ? 2e-5 : 2e-6;
     for (int64_t n : {bs, 3 * bs, 11 * bs, 2048 / bs * bs * (bs == 32 ? 1 : 2)}) {
         for (bool extreme : {false, true}) {
             const size_t rb = row_size(wt, n), arb = act_row_size(wt, n);
@@ -140,11 +142,12 @@ TEST_P(Packed, IsPackable) {
 
 INSTANTIATE_TEST_SUITE_P(Types, Packed,
                          ::testing::Values(TypeId::Q4_0, TypeId::Q8_0, TypeId::Q4_1, TypeId::Q5_0, TypeId::Q5_1,
-                                           TypeId::IQ4_NL, TypeId::Q4_K, TypeId::Q5_K, TypeId::Q6_K),
+                                           TypeId::IQ4_NL, TypeId::Q4_K, TypeId::Q5_K, TypeId::Q6_K, TypeId::Q3_K,
+                                           TypeId::Q2_K),
                          [](const auto& i) { return std::string(type_name(i.param)); });
 
 TEST(PackedLayout, OnlyWhereAKernelExists) {
-    for (TypeId t : {TypeId::F32, TypeId::F16, TypeId::Q2_K, TypeId::Q3_K, TypeId::IQ3_S})
+    for (TypeId t : {TypeId::F32, TypeId::F16, TypeId::IQ4_XS, TypeId::IQ3_S})
         EXPECT_FALSE(packable(t, 4096)) << type_name(t);
 }
 

@@ -1,8 +1,11 @@
-// The AVX2 instance of the packed kernels (packed_kernels.h).
-#include "kernels/avx2/packed_kernels.h"
+// The AVX2 instance of the packed kernels (packed_kernels.h, packed_lowk.h).
+#include "kernels/avx2/packed_lowk.h"
 
 namespace gemma::kernels::detail {
 
-void fill_avx2_packed(KernelTable& t) { install_packed(t); }
+void fill_avx2_packed(KernelTable& t) {
+    install_packed(t);
+    install_packed_lowk(t);
+}
 
 }  // namespace gemma::kernels::detail

@@ -47,7 +47,15 @@ void pack(int64_t n, const void* src, size_t row_bytes, void* dst) {
     }
 }
 
-// Q4_K and Q5_K: d, dmin, the 3 scale words and the quant words (and Q5_K's high-bit words) interleaved.
+// Row r's copy of a byte array (a whole number of words) into its interleaved group array: word k at 32k + 4r.
+template <size_t N>
+void put_words(uint8_t* dst, const uint8_t (&src)[N], int r) {
+    static_assert(N % 4 == 0);
+    for (size_t k = 0; k < N / 4; ++k) std::memcpy(dst + 32 * k + 4 * static_cast<size_t>(r), src + 4 * k, 4);
+}
+
+// The super-block types: d (and dmin) per row, then every byte array word-interleaved (Q4_K/Q5_K/Q3_K: 3 scale
+// words; Q6_K/Q2_K: 4), with Q6_K's and Q3_K's arrays renamed to the group's fields.
 template <typename Group, typename Block>
 void pack_k(int64_t n, const void* src, size_t row_bytes, void* dst) {
     auto* g = static_cast<Group*>(dst);
@@ -58,29 +66,14 @@ void pack_k(int64_t n, const void* src, size_t row_bytes, void* dst) {
             Block in;
             std::memcpy(&in, s + static_cast<size_t>(r) * row_bytes + static_cast<size_t>(b) * sizeof in, sizeof in);
             out.d[r] = in.d;
-            out.dmin[r] = in.dmin;
-            for (int w = 0; w < 3; ++w) std::memcpy(&out.sc[4 * (8 * w + r)], &in.scales[4 * w], 4);
-            for (int k = 0; k < QK_K / 8; ++k) std::memcpy(&out.qs[32 * k + 4 * r], &in.qs[4 * k], 4);
-            if constexpr (requires { in.qh; })
-                for (int k = 0; k < QK_K / 32; ++k) std::memcpy(&out.qh[32 * k + 4 * r], &in.qh[4 * k], 4);
-        }
-        std::memcpy(g + b, &out, sizeof out);
-    }
-}
-
-// Q6_K: d, the 4 scale words, the qh and the ql words interleaved.
-void pack_q6_k(int64_t n, const void* src, size_t row_bytes, void* dst) {
-    auto* g = static_cast<block_q6_Kx8*>(dst);
-    const auto* s = static_cast<const uint8_t*>(src);
-    for (int64_t b = 0; b < n / QK_K; ++b) {
-        block_q6_Kx8 out;
-        for (int r = 0; r < kRows; ++r) {
-            block_q6_K in;
-            std::memcpy(&in, s + static_cast<size_t>(r) * row_bytes + static_cast<size_t>(b) * sizeof in, sizeof in);
-            out.d[r] = in.d;
-            for (int w = 0; w < 4; ++w) std::memcpy(&out.sc[4 * (8 * w + r)], &in.scales[4 * w], 4);
-            for (int k = 0; k < QK_K / 16; ++k) std::memcpy(&out.qh[32 * k + 4 * r], &in.qh[4 * k], 4);
-            for (int k = 0; k < QK_K / 8; ++k) std::memcpy(&out.ql[32 * k + 4 * r], &in.ql[4 * k], 4);
+            if constexpr (requires { in.dmin; }) out.dmin[r] = in.dmin;
+            uint8_t sc[sizeof in.scales];
+            std::memcpy(sc, in.scales, sizeof sc);  // Q6_K's are int8
+            put_words(out.sc, sc, r);
+            if constexpr (requires { in.ql; }) put_words(out.ql, in.ql, r);
+            if constexpr (requires { in.qs; }) put_words(out.qs, in.qs, r);
+            if constexpr (requires { in.qh; }) put_words(out.qh, in.qh, r);
+            if constexpr (requires { in.hmask; }) put_words(out.hmask, in.hmask, r);
         }
         std::memcpy(g + b, &out, sizeof out);
     }
@@ -176,6 +169,44 @@ float step_q6_k(const block_q6_Kx8& g, int r, const block_q8_K& a, float acc) {
     return std::fma(static_cast<float>(isum), fp16_to_fp32(g.d[r]) * a.d, acc);
 }
 
+// Byte i of row r's copy of an interleaved byte array.
+inline int row_byte(const uint8_t* v, int r, int i) { return v[32 * (i / 4) + 4 * r + i % 4]; }
+// The 2-bit field of element e in Q2_K / Q3_K's qs (ggml's order: byte 32(e/128) + e%32, bits 2((e%128)/32)).
+inline int low2(const uint8_t* qs, int r, int e) { return (row_byte(qs, r, 32 * (e / 128) + e % 32) >> (2 * ((e % 128) / 32))) & 3; }
+
+// Q3_K, one super-block: acc = fma(isum, d * d_a, acc), isum = sum_j (scale_j - 32) * (sum over sub-block j of
+// (q - 4 + 4 hbit) * a), scale_j 6-bit: low 4 bits from byte j (j < 8) or the high nibble of byte j - 8, top 2
+// bits from byte 8 + j%4 at 2(j/4).
+float step_q3_k(const block_q3_Kx8& g, int r, const block_q8_K& a, float acc) {
+    int32_t isum = 0;
+    for (int j = 0; j < QK_K / 16; ++j) {
+        const int lo = j < 8 ? row_byte(g.sc, r, j) & 0xF : row_byte(g.sc, r, j - 8) >> 4;
+        const int hi = (row_byte(g.sc, r, 8 + j % 4) >> (2 * (j / 4))) & 3;
+        int32_t dot = 0;
+        for (int e = 16 * j; e < 16 * j + 16; ++e) {
+            const int hbit = (row_byte(g.hmask, r, e % 32) >> (e / 32)) & 1;
+            dot += (low2(g.qs, r, e) - 4 + 4 * hbit) * a.qs[e];
+        }
+        isum += ((lo | hi << 4) - 32) * dot;
+    }
+    return std::fma(static_cast<float>(isum), fp16_to_fp32(g.d[r]) * a.d, acc);
+}
+
+// Q2_K, one super-block: acc = fma(isum, d * d_a, acc), then acc = fma(-msum, dmin * d_a, acc), with
+// isum = sum_j (low nibble of scale byte j) * (q . a over sub-block j), msum = sum_j (high nibble) * bsum_j.
+float step_q2_k(const block_q2_Kx8& g, int r, const block_q8_K& a, float acc) {
+    int32_t isum = 0, msum = 0;
+    for (int j = 0; j < QK_K / 16; ++j) {
+        const int sc = row_byte(g.sc, r, j);
+        int32_t dot = 0;
+        for (int e = 16 * j; e < 16 * j + 16; ++e) dot += low2(g.qs, r, e) * a.qs[e];
+        isum += (sc & 0xF) * dot;
+        msum += (sc >> 4) * a.bsums[j];
+    }
+    acc = std::fma(static_cast<float>(isum), fp16_to_fp32(g.d[r]) * a.d, acc);
+    return std::fma(-static_cast<float>(msum), fp16_to_fp32(g.dmin[r]) * a.d, acc);
+}
+
 // Every (row, token): acc = 0, then Step over the blocks in order.
 template <typename Group, typename Act, int QK, float (*Step)(const Group&, int, const Act&, float)>
 void gemm_packed_ref(int64_t n, const void* W, size_t wrb, int64_t r0, int64_t r1, const void* act, size_t arb,
@@ -213,8 +244,12 @@ void fill_ref_packed(KernelTable& t) {
     t.gemm_packed[idx(TypeId::Q4_K)] = gemm_packed_ref<block_q4_Kx8, block_q8_K, QK_K, step_k<block_q4_Kx8>>;
     t.pack[idx(TypeId::Q5_K)] = pack_k<block_q5_Kx8, block_q5_K>;
     t.gemm_packed[idx(TypeId::Q5_K)] = gemm_packed_ref<block_q5_Kx8, block_q8_K, QK_K, step_k<block_q5_Kx8>>;
-    t.pack[idx(TypeId::Q6_K)] = pack_q6_k;
+    t.pack[idx(TypeId::Q6_K)] = pack_k<block_q6_Kx8, block_q6_K>;
     t.gemm_packed[idx(TypeId::Q6_K)] = gemm_packed_ref<block_q6_Kx8, block_q8_K, QK_K, step_q6_k>;
+    t.pack[idx(TypeId::Q3_K)] = pack_k<block_q3_Kx8, block_q3_K>;
+    t.gemm_packed[idx(TypeId::Q3_K)] = gemm_packed_ref<block_q3_Kx8, block_q8_K, QK_K, step_q3_k>;
+    t.pack[idx(TypeId::Q2_K)] = pack_k<block_q2_Kx8, block_q2_K>;
+    t.gemm_packed[idx(TypeId::Q2_K)] = gemm_packed_ref<block_q2_Kx8, block_q8_K, QK_K, step_q2_k>;
 }
 
 }  // namespace gemma::kernels::detail
