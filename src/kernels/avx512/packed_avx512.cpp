@@ -3,24 +3,13 @@
 // shares; only the pairing of groups is new. Integer block dots are exact and each row's float steps are Ref's,
 // so the results are Ref's bits whether a group runs paired or alone (an odd group count's last group, or a call
 // that starts mid-pair: pairs are counted from r0, and pairing never changes a lane's arithmetic).
-#include "kernels/avx512/avx512_common.h"
-#include "kernels/kernels_internal.h"
-#include "kernels/packed.h"
-#include "kernels/packed_driver.h"
+#include "kernels/avx512/packed_common.h"  // first: it includes <immintrin.h>
 #include "quant/iq_tables.h"
 
 namespace gemma::kernels::detail {
 namespace {
 
 using namespace avx512;
-
-inline __m512i dpbusd(__m512i acc, __m512i u, __m512i s) { return _mm512_dpbusd_epi32(acc, u, s); }
-// A tile runs 1 or 2 consecutive groups (packed_driver.h); a lone group runs as both halves, its copy not stored.
-template <typename Group>
-inline const Group* second_group(const Group* g0, int64_t groups, int64_t nb) { return groups > 1 ? g0 + nb : g0; }
-inline __mmask16 store_mask(int64_t groups) { return groups > 1 ? __mmask16{0xFFFF} : __mmask16{0x00FF}; }
-// a | (b & c), one vpternlogd.
-inline __m512i or_and(__m512i a, __m512i b, __m512i c) { return _mm512_ternarylogic_epi32(a, b, c, 0xF8); }
 
 // s[b * stride] = -(2^shift * sum of block b's activations): the start of a block's accumulator for the types whose
 // unsigned quants carry a bias (Q4_0: 8, Q5_0: 16; Q8_0 and IQ4_NL: 128, added so vpdpbusd can take them). Eight
@@ -161,34 +150,6 @@ struct Packed32 {
     }
 };
 
-// vpshufb masks, the same in every 128-bit lane (each lane holds 4 rows' 32-bit words): in dword q,
-// b32[j]: byte j of the dword zero-extended to int32; b16[j0][j1]: bytes j0 and j1 as two zero-extended int16;
-// s32[j]: byte j in the top byte (an arithmetic shift by 24 then sign-extends it).
-struct PickMasks {
-    int8_t b32[4][64] = {};
-    int8_t b16[4][4][64] = {};
-    int8_t s32[4][64] = {};
-    constexpr PickMasks() {
-        for (int q = 0; q < 16; ++q) {
-            const int base = 4 * (q % 4);
-            for (int j = 0; j < 4; ++j) {
-                for (int i = 0; i < 4; ++i) {
-                    b32[j][4 * q + i] = i == 0 ? static_cast<int8_t>(base + j) : -128;
-                    s32[j][4 * q + i] = i == 3 ? static_cast<int8_t>(base + j) : -128;
-                }
-                for (int j1 = 0; j1 < 4; ++j1) {
-                    b16[j][j1][4 * q + 0] = static_cast<int8_t>(base + j);
-                    b16[j][j1][4 * q + 1] = -128;
-                    b16[j][j1][4 * q + 2] = static_cast<int8_t>(base + j1);
-                    b16[j][j1][4 * q + 3] = -128;
-                }
-            }
-        }
-    }
-};
-constexpr PickMasks kPick{};
-inline __m512i shuffle_by(__m512i v, const int8_t* mask) { return _mm512_shuffle_epi8(v, _mm512_loadu_si512(mask)); }
-
 // Q4_K / Q5_K against Q8_K. The 16 rows' 6-bit scales and mins unpack from three interleaved words with ggml's word
 // operations. Sub-block dots accumulate in int32 over chunks of words small enough that the partial sum fits an
 // int16 (Q4_K: 4 words, 16 products of at most 15 * 128; Q5_K: 2 words, 31 * 128), so one vpdpwssd against the
@@ -303,19 +264,7 @@ struct PackedQ6K {
     static constexpr int64_t kGroups = 2;
     static constexpr int kAux = 9;  // d_a as float bits, then bsum pairs (4w, 4w+2) and (4w+1, 4w+3), w < 4
     static constexpr int kMaxT = 6;  // 4T live vectors per token; ahead of 4 and 8 (pp +10%)
-    static void prepare(const Act* a, int64_t nb, int32_t* aux) {
-        auto pair = [](int lo, int hi) {
-            return static_cast<int32_t>((static_cast<uint32_t>(hi) << 16) | static_cast<uint16_t>(lo));
-        };
-        for (int64_t b = 0; b < nb; ++b) {
-            aux[9 * b] = bits_from_f32(a[b].d);
-            for (int w = 0; w < 4; ++w) {
-                const int16_t* bs = a[b].bsums + 4 * w;
-                aux[9 * b + 1 + 2 * w] = pair(bs[0], bs[2]);
-                aux[9 * b + 2 + 2 * w] = pair(bs[1], bs[3]);
-            }
-        }
-    }
+    static void prepare(const Act* a, int64_t nb, int32_t* aux) { prepare_bsum_pairs(a, nb, aux); }
 
     template <int T>
     static void tile(int64_t nb, const Group* g0, int64_t groups, const Act* const* a, const int32_t* const* aux,
@@ -412,6 +361,7 @@ void fill_avx512_packed(KernelTable& t) {
     t.gemm_packed[idx(TypeId::Q4_K)] = gemm_packed_tiled<PackedK<block_q4_Kx8>>;
     t.gemm_packed[idx(TypeId::Q5_K)] = gemm_packed_tiled<PackedK<block_q5_Kx8>>;
     t.gemm_packed[idx(TypeId::Q6_K)] = gemm_packed_tiled<PackedQ6K>;
+    fill_avx512_packed_lowk(t);
 }
 
 }  // namespace gemma::kernels::detail

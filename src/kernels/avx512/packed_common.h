@@ -1,0 +1,66 @@
+// Helpers shared by the AVX-512 packed-kernel TUs (packed_avx512.cpp, packed_lowk_avx512.cpp): group pairing,
+// byte-pick masks, the Q8_K block-sum pairs. Internal linkage, as avx512_common.h.
+#pragma once
+#include "kernels/avx512/avx512_common.h"  // first: it includes <immintrin.h>
+#include "kernels/kernels_internal.h"
+#include "kernels/packed.h"
+#include "kernels/packed_driver.h"
+
+namespace gemma::kernels::detail {
+
+namespace {
+
+using namespace avx512;
+
+inline __m512i dpbusd(__m512i acc, __m512i u, __m512i s) { return _mm512_dpbusd_epi32(acc, u, s); }
+// A tile runs 1 or 2 consecutive groups (packed_driver.h); a lone group runs as both halves, its copy not stored.
+template <typename Group>
+inline const Group* second_group(const Group* g0, int64_t groups, int64_t nb) { return groups > 1 ? g0 + nb : g0; }
+inline __mmask16 store_mask(int64_t groups) { return groups > 1 ? __mmask16{0xFFFF} : __mmask16{0x00FF}; }
+// a | (b & c), one vpternlogd.
+inline __m512i or_and(__m512i a, __m512i b, __m512i c) { return _mm512_ternarylogic_epi32(a, b, c, 0xF8); }
+
+// vpshufb masks, the same in every 128-bit lane (each lane holds 4 rows' 32-bit words): in dword q,
+// b32[j]: byte j of the dword zero-extended to int32; b16[j0][j1]: bytes j0 and j1 as two zero-extended int16;
+// s32[j]: byte j in the top byte (an arithmetic shift by 24 then sign-extends it).
+struct PickMasks {
+    int8_t b32[4][64] = {};
+    int8_t b16[4][4][64] = {};
+    int8_t s32[4][64] = {};
+    constexpr PickMasks() {
+        for (int q = 0; q < 16; ++q) {
+            const int base = 4 * (q % 4);
+            for (int j = 0; j < 4; ++j) {
+                for (int i = 0; i < 4; ++i) {
+                    b32[j][4 * q + i] = i == 0 ? static_cast<int8_t>(base + j) : -128;
+                    s32[j][4 * q + i] = i == 3 ? static_cast<int8_t>(base + j) : -128;
+                }
+                for (int j1 = 0; j1 < 4; ++j1) {
+                    b16[j][j1][4 * q + 0] = static_cast<int8_t>(base + j);
+                    b16[j][j1][4 * q + 1] = -128;
+                    b16[j][j1][4 * q + 2] = static_cast<int8_t>(base + j1);
+                    b16[j][j1][4 * q + 3] = -128;
+                }
+            }
+        }
+    }
+};
+constexpr PickMasks kPick{};
+inline __m512i shuffle_by(__m512i v, const int8_t* mask) { return _mm512_shuffle_epi8(v, _mm512_loadu_si512(mask)); }
+
+// Per token and Q8_K super-block, 9 int32: d_a as float bits, then the bsum pairs (4w, 4w+2) and (4w+1, 4w+3), w < 4,
+// as int16 pairs: one vpdpwssd by a word of int8 scales split into its even and odd bytes takes 4 sub-blocks.
+inline void prepare_bsum_pairs(const block_q8_K* a, int64_t nb, int32_t* aux) {
+    auto pair = [](int lo, int hi) { return static_cast<int32_t>((static_cast<uint32_t>(hi) << 16) | static_cast<uint16_t>(lo)); };
+    for (int64_t b = 0; b < nb; ++b) {
+        aux[9 * b] = bits_from_f32(a[b].d);
+        for (int w = 0; w < 4; ++w) {
+            const int16_t* bs = a[b].bsums + 4 * w;
+            aux[9 * b + 1 + 2 * w] = pair(bs[0], bs[2]);
+            aux[9 * b + 2 + 2 * w] = pair(bs[1], bs[3]);
+        }
+    }
+}
+
+}  // namespace
+}  // namespace gemma::kernels::detail
