@@ -33,10 +33,12 @@ struct block_q5_Kx8 {
 // Quant word j of half h: ql words 16h+j (low nibbles: elements 128h+4j.., high: +64) and 16h+8+j (+32, +96),
 // qh word 8h+j (2-bit pairs for the same four runs, low pair first).
 struct block_q6_Kx8 { fp16_t d[8]; uint8_t sc[8 * QK_K / 16]; uint8_t qh[8 * QK_K / 4]; uint8_t ql[8 * QK_K / 2]; };
-// Q3_K and Q2_K keep ggml's bytes, interleaved by words: qs word k (k < 16) holds bytes 4k..4k+3, whose 2-bit field
-// m (bits 2m, 2m+1) of byte j is element 128(k/8) + 32m + 4(k%8) + j; Q3_K's hmask word k (k < 8) holds bytes
-// 4k..4k+3, whose bit 4h+m of byte j is the high bit of element 128h + 32m + 4k + j. So a qs word, a shift and a
-// mask give 4 quants of each of the 8 rows, and the hmask word of the same 4 elements gives their high bits.
+// Q3_K and Q2_K: qs interleaved by words: qs word k (k < 16) holds ggml's bytes 4k..4k+3, whose 2-bit field m
+// (bits 2m, 2m+1) of byte j is element 128h + 32m + 4(k%8) + j, h = k/8. Shifted right by 2m' (m' < 2) and masked
+// with 0x33, a word holds fields m' and m'+2 at bits 0-1 and 4-5: two element runs 64 apart, like a nibble pair.
+// Q3_K's hmask word k (k < 8) holds bytes 4k..4k+3 of ggml's hmask with each byte's bits permuted so the high bits
+// drop into those gaps: ggml's bit 4h + m (element 128h + 32m + 4k + j) sits at bit 2(1-h) + (m&1) + 4(m>>1), so
+// one shift by m' - 2h brings fields m' and m'+2 of half h to bits 2 and 6.
 // Q3_K's 12 scale bytes are 3 words as Q4_K's; Q2_K's 16 scale bytes 4 words (byte c of word w: sub-block 4w+c).
 struct block_q3_Kx8 { fp16_t d[8]; uint8_t sc[8 * 12]; uint8_t hmask[8 * QK_K / 8]; uint8_t qs[8 * QK_K / 4]; };
 struct block_q2_Kx8 { fp16_t d[8]; fp16_t dmin[8]; uint8_t sc[8 * QK_K / 16]; uint8_t qs[8 * QK_K / 4]; };

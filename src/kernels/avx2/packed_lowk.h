@@ -13,14 +13,15 @@ inline __m256i dpwssd(__m256i acc, __m256i s, __m256i w) { return _mm256_dpwssd_
 inline __m256i dpwssd(__m256i acc, __m256i s, __m256i w) { return _mm256_add_epi32(acc, _mm256_madd_epi16(s, w)); }
 #endif
 
-// Q3_K / Q2_K against Q8_K. A qs word shifted by 2m and masked gives the 2-bit quants of 4 elements of every row
-// (Q3_K ORs in the high bit from the hmask word as bit 2), unsigned: q in 0..7 (Q3_K, value q - 4) or 0..3 (Q2_K).
-// Per sub-block of 16 (4 words): AVX2 adds the 4 maddubs results in int16 (|sum| <= 16 * 7 * 128) and one madd by
-// the rows' (scale, scale) int16 pairs widens and scales them; VNNI sums in int32 with vpdpbusd and scales with
-// one vpdpwssd by (scale, 0), the sub-block's sum fitting the low int16. Scales as int8 bytes, byte c of word w
-// (lane r) sub-block 4w + c: Q3_K's 6-bit scale - 32, Q2_K's low nibble. The bsum terms take two sub-blocks per
-// madd against Q6_K's bsum pairs: Q3_K's offset -4 * sum_j scale_j * bsum_j starts isum, Q2_K's mins (high
-// nibbles) make msum, subtracted in float as Q4_K's.
+// Q3_K / Q2_K against Q8_K. A qs word shifted by 2mp (mp < 2) gives the 2-bit quants of two element runs of every
+// row, 64 apart (fields mp and mp + 2 of half h, sub-blocks j and j + 4); Q3_K puts their high bits beside them
+// from the hmask word with one shift (packed.h), so a mask and a shift-and-mask give the two unsigned quant vectors:
+// q in 0..7 (Q3_K, value q - 4) or 0..3 (Q2_K). Per sub-block of 16 (4 words): AVX2 adds the 4 maddubs results in
+// int16 (|sum| <= 16 * 7 * 128) and one madd by the rows' (scale, scale) int16 pairs widens and scales them; VNNI
+// sums in int32 with vpdpbusd and scales with one vpdpwssd by (scale, 0), the sub-block's sum fitting the low
+// int16. Scales as int8 bytes, byte c of word w (lane r) sub-block 4w + c: Q3_K's 6-bit scale - 32, Q2_K's low
+// nibble. The bsum terms take two sub-blocks per madd against Q6_K's bsum pairs: Q3_K's offset
+// -4 * sum_j scale_j * bsum_j starts isum, Q2_K's mins (high nibbles) make msum, subtracted in float as Q4_K's.
 template <typename GroupT>
 struct PackedLowK {
     static constexpr bool kQ3 = requires(const GroupT& g) { g.hmask; };
@@ -64,61 +65,75 @@ struct PackedLowK {
         }
     }
 
+    // The unsigned quants of word kk of fields (mp, mp + 2) of half h: elements 128h + 32mp + 4kk.. and +64.
+    GEMMA_ALWAYS_INLINE static void quants(const Group& G, int h, int mp, int kk, __m256i& lo, __m256i& hi) {
+        __m256i x = _mm256_srli_epi16(loadu256(G.qs + 32 * (8 * h + kk)), 2 * mp);
+        if constexpr (kQ3) {
+            const __m256i hm = loadu256(G.hmask + 32 * kk);
+            const int sh = mp - 2 * h;  // the high bits of the two fields to bits 2 and 6
+            const __m256i hs = sh > 0 ? _mm256_srli_epi16(hm, sh) : sh < 0 ? _mm256_slli_epi16(hm, -sh) : hm;
+            // Bits 0x33 from x, the rest from hs: bits 3 and 7 are left over, and the masks below drop them.
+            x = _mm256_xor_si256(hs, _mm256_and_si256(_mm256_xor_si256(hs, x), _mm256_set1_epi8(0x33)));
+        }
+        const __m256i mask = _mm256_set1_epi8(kQ3 ? 7 : 3);
+        lo = _mm256_and_si256(x, mask);
+        hi = _mm256_and_si256(_mm256_srli_epi16(x, 4), mask);
+    }
+
     template <int T>
     static void tile(int64_t nb, const Group* g, int64_t /*groups: always 1*/, const Act* const* a,
                      const int32_t* const* aux, float* out, int64_t stride) {
         __m256 acc[T];
         #pragma GCC unroll 8
         for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
-        const __m256i m3 = _mm256_set1_epi8(3), b2 = _mm256_set1_epi8(4), lo16 = _mm256_set1_epi32(0xFFFF);
+        const __m256i lo16 = _mm256_set1_epi32(0xFFFF);
         for (int64_t b = 0; b < nb; ++b) {
             const Group& G = g[b];
             __m256i sw[4];
             scale_words(G, sw);
-            alignas(32) int8_t sbytes[4][32];
-            #pragma GCC unroll 4
-            for (int w = 0; w < 4; ++w) _mm256_store_si256(reinterpret_cast<__m256i*>(sbytes[w]), sw[w]);
             __m256i isum[T];
             #pragma GCC unroll 8
             for (int t = 0; t < T; ++t)
                 isum[t] = kQ3 ? _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(weighted_bsums(sw, aux[t] + 8 * b), 2))
                               : _mm256_setzero_si256();
-            #pragma GCC unroll 1
+            #pragma GCC unroll 2
             for (int h = 0; h < 2; ++h) {
-                const __m128i hshift = _mm_cvtsi32_si128(4 * h);
-                #pragma GCC unroll 4
-                for (int m = 0; m < 4; ++m) {
+                #pragma GCC unroll 2
+                for (int mp = 0; mp < 2; ++mp) {
                     #pragma GCC unroll 2
                     for (int half = 0; half < 2; ++half) {
-                        const int j = 8 * h + 2 * m + half;  // the sub-block
-                        __m256i s[T];
+                        // Sub-blocks 8h + 2mp + half (scale byte c of word 2h) and 4 further (word 2h + 1).
+                        const int c = 2 * mp + half;
+                        __m256i slo[T], shi[T];
                         #pragma GCC unroll 4
                         for (int i = 0; i < 4; ++i) {
                             const int kk = 4 * half + i;
-                            __m256i u = _mm256_and_si256(_mm256_srli_epi16(loadu256(G.qs + 32 * (8 * h + kk)), 2 * m), m3);
-                            if constexpr (kQ3) {
-                                // Bit 4h + m of each hmask byte to bit 2.
-                                const __m256i hm = _mm256_srl_epi16(loadu256(G.hmask + 32 * kk), hshift);
-                                const __m256i hb = m >= 2 ? _mm256_srli_epi16(hm, m - 2) : _mm256_slli_epi16(hm, 2 - m);
-                                u = _mm256_or_si256(u, _mm256_and_si256(hb, b2));
-                            }
-                            const int e = 128 * h + 32 * m + 4 * kk;  // the word's first element
+                            __m256i lo, hi;
+                            quants(G, h, mp, kk, lo, hi);
+                            const int e = 128 * h + 32 * mp + 4 * kk;  // lo's first element; hi's is e + 64
                             #pragma GCC unroll 8
                             for (int t = 0; t < T; ++t) {
                                 if constexpr (kVnni) {
-                                    s[t] = dpbusd(i == 0 ? _mm256_setzero_si256() : s[t], u, bcast_word(a[t][b].qs + e));
+                                    const __m256i z = _mm256_setzero_si256();
+                                    slo[t] = dpbusd(i == 0 ? z : slo[t], lo, bcast_word(a[t][b].qs + e));
+                                    shi[t] = dpbusd(i == 0 ? z : shi[t], hi, bcast_word(a[t][b].qs + e + 64));
                                 } else {
-                                    const __m256i p = _mm256_maddubs_epi16(u, bcast_word(a[t][b].qs + e));
-                                    s[t] = i == 0 ? p : _mm256_add_epi16(s[t], p);
+                                    const __m256i pl = _mm256_maddubs_epi16(lo, bcast_word(a[t][b].qs + e));
+                                    const __m256i ph = _mm256_maddubs_epi16(hi, bcast_word(a[t][b].qs + e + 64));
+                                    slo[t] = i == 0 ? pl : _mm256_add_epi16(slo[t], pl);
+                                    shi[t] = i == 0 ? ph : _mm256_add_epi16(shi[t], ph);
                                 }
                             }
                         }
-                        __m256i sv = _mm256_srai_epi16(
-                            _mm256_shuffle_epi8(_mm256_load_si256(reinterpret_cast<const __m256i*>(sbytes[j / 4])),
-                                                loadu256(kQ6.s16[j % 4])), 8);
-                        if constexpr (kVnni) sv = _mm256_and_si256(sv, lo16);
+                        const __m256i pick = loadu256(kQ6.s16[c]);
+                        __m256i svl = _mm256_srai_epi16(_mm256_shuffle_epi8(sw[2 * h], pick), 8);
+                        __m256i svh = _mm256_srai_epi16(_mm256_shuffle_epi8(sw[2 * h + 1], pick), 8);
+                        if constexpr (kVnni) {
+                            svl = _mm256_and_si256(svl, lo16);
+                            svh = _mm256_and_si256(svh, lo16);
+                        }
                         #pragma GCC unroll 8
-                        for (int t = 0; t < T; ++t) isum[t] = dpwssd(isum[t], s[t], sv);
+                        for (int t = 0; t < T; ++t) isum[t] = dpwssd(dpwssd(isum[t], slo[t], svl), shi[t], svh);
                     }
                 }
             }

@@ -5,13 +5,13 @@
 namespace gemma::kernels::detail {
 namespace {
 
-// Q3_K / Q2_K against Q8_K. A qs word shifted by 2m and masked gives the 2-bit quants of 4 elements of 16 rows
-// (Q3_K ORs in the high bit from the hmask word as bit 2), unsigned: q in 0..7 (Q3_K, value q - 4) or 0..3 (Q2_K).
-// Per sub-block of 16 (4 words) vpdpbusd sums q . a in int32 (|sum| <= 16 * 7 * 128 fits the low int16), then one
-// vpdpwssd by (scale, 0) scales and adds it. Scales as int8 bytes, byte c of word w (lane r) sub-block 4w + c:
-// Q3_K's 6-bit scale - 32, Q2_K's low nibble. The bsum terms take 4 sub-blocks per vpdpwssd pair against the
-// prepared bsum pairs: Q3_K's offset -4 * sum_j scale_j * bsum_j starts isum; Q2_K's mins (high nibbles) make
-// msum, subtracted in float as Q4_K's.
+// Q3_K / Q2_K against Q8_K, as the AVX2 tile (avx2/packed_lowk.h): a qs word shifted by 2mp and, for Q3_K, the
+// hmask word's high bits merged in with one vpternlogd give the unsigned quants of two element runs 64 apart (q in
+// 0..7, value q - 4, or 0..3) of 16 rows. Per sub-block of 16 (4 words) vpdpbusd sums q . a in int32 (|sum| <=
+// 16 * 7 * 128 fits the low int16), then one vpdpwssd by (scale, 0) scales and adds it. Scales as int8 bytes, byte c
+// of word w (lane r) sub-block 4w + c: Q3_K's 6-bit scale - 32, Q2_K's low nibble. The bsum terms take 4 sub-blocks
+// per vpdpwssd pair against the prepared bsum pairs: Q3_K's offset -4 * sum_j scale_j * bsum_j starts isum; Q2_K's
+// mins (high nibbles) make msum, subtracted in float as Q4_K's.
 template <typename GroupT>
 struct PackedLowK {
     static constexpr bool kQ3 = requires(const GroupT& g) { g.hmask; };
@@ -52,6 +52,23 @@ struct PackedLowK {
         }
     }
 
+    // The unsigned quants of word kk of fields (mp, mp + 2) of half h: elements 128h + 32mp + 4kk.. and +64.
+    GEMMA_ALWAYS_INLINE static void quants(const Group& G0, const Group& G1, int h, int mp, int kk, __m512i& lo,
+                                           __m512i& hi) {
+        const int q = 32 * (8 * h + kk);
+        __m512i x = _mm512_srli_epi16(load2(G0.qs + q, G1.qs + q), 2 * mp);
+        if constexpr (kQ3) {
+            const __m512i hm = load2(G0.hmask + 32 * kk, G1.hmask + 32 * kk);
+            const int sh = mp - 2 * h;  // the high bits of the two fields to bits 2 and 6
+            const __m512i hs = sh > 0 ? _mm512_srli_epi16(hm, sh) : sh < 0 ? _mm512_slli_epi16(hm, -sh) : hm;
+            // Bits 0x33 from x, the rest from hs (bits 3 and 7 left over: the masks below drop them).
+            x = _mm512_ternarylogic_epi32(_mm512_set1_epi8(0x33), x, hs, 0xCA);  // a ? b : c, bitwise
+        }
+        const __m512i mask = _mm512_set1_epi8(kQ3 ? 7 : 3);
+        lo = _mm512_and_si512(x, mask);
+        hi = _mm512_and_si512(_mm512_srli_epi16(x, 4), mask);
+    }
+
     template <int T>
     static void tile(int64_t nb, const Group* g0, int64_t groups, const Act* const* a, const int32_t* const* aux,
                      float* out, int64_t stride) {
@@ -60,49 +77,45 @@ struct PackedLowK {
         __m512 acc[T];
         #pragma GCC unroll 8
         for (int t = 0; t < T; ++t) acc[t] = _mm512_setzero_ps();
-        const __m512i m3 = _mm512_set1_epi8(3), b2 = _mm512_set1_epi8(4), lo16 = _mm512_set1_epi32(0xFFFF);
+        const __m512i lo16 = _mm512_set1_epi32(0xFFFF);
         for (int64_t b = 0; b < nb; ++b) {
             const Group& G0 = g0[b];
             const Group& G1 = g1[b];
             __m512i sw[4];
             scale_words(G0, G1, sw);
-            alignas(64) int8_t sbytes[4][64];
-            #pragma GCC unroll 4
-            for (int w = 0; w < 4; ++w) _mm512_store_si512(sbytes[w], sw[w]);
             __m512i isum[T];
             #pragma GCC unroll 8
             for (int t = 0; t < T; ++t)
                 isum[t] = kQ3 ? _mm512_sub_epi32(_mm512_setzero_si512(),
                                                   _mm512_slli_epi32(weighted_bsums(_mm512_setzero_si512(), sw, aux[t] + 9 * b + 1), 2))
                               : _mm512_setzero_si512();
-            #pragma GCC unroll 1
+            #pragma GCC unroll 2
             for (int h = 0; h < 2; ++h) {
-                const __m128i hshift = _mm_cvtsi32_si128(4 * h);
-                #pragma GCC unroll 4
-                for (int m = 0; m < 4; ++m) {
+                #pragma GCC unroll 2
+                for (int mp = 0; mp < 2; ++mp) {
                     #pragma GCC unroll 2
                     for (int half = 0; half < 2; ++half) {
-                        const int j = 8 * h + 2 * m + half;  // the sub-block
-                        __m512i s[T];
+                        // Sub-blocks 8h + 2mp + half (scale byte c of word 2h) and 4 further (word 2h + 1).
+                        const int c = 2 * mp + half;
+                        __m512i slo[T], shi[T];
                         #pragma GCC unroll 4
                         for (int i = 0; i < 4; ++i) {
                             const int kk = 4 * half + i;
-                            const int q = 32 * (8 * h + kk);
-                            __m512i u = _mm512_and_si512(_mm512_srli_epi16(load2(G0.qs + q, G1.qs + q), 2 * m), m3);
-                            if constexpr (kQ3) {
-                                // Bit 4h + m of each hmask byte to bit 2.
-                                const __m512i hm = _mm512_srl_epi16(load2(G0.hmask + 32 * kk, G1.hmask + 32 * kk), hshift);
-                                u = or_and(u, m >= 2 ? _mm512_srli_epi16(hm, m - 2) : _mm512_slli_epi16(hm, 2 - m), b2);
-                            }
-                            const int e = 128 * h + 32 * m + 4 * kk;  // the word's first element
+                            __m512i lo, hi;
+                            quants(G0, G1, h, mp, kk, lo, hi);
+                            const int e = 128 * h + 32 * mp + 4 * kk;  // lo's first element; hi's is e + 64
                             #pragma GCC unroll 8
-                            for (int t = 0; t < T; ++t)
-                                s[t] = dpbusd(i == 0 ? _mm512_setzero_si512() : s[t], u, bcast_word(a[t][b].qs + e));
+                            for (int t = 0; t < T; ++t) {
+                                const __m512i z = _mm512_setzero_si512();
+                                slo[t] = dpbusd(i == 0 ? z : slo[t], lo, bcast_word(a[t][b].qs + e));
+                                shi[t] = dpbusd(i == 0 ? z : shi[t], hi, bcast_word(a[t][b].qs + e + 64));
+                            }
                         }
-                        const __m512i sv = _mm512_and_si512(
-                            _mm512_srai_epi32(shuffle_by(_mm512_load_si512(sbytes[j / 4]), kPick.s32[j % 4]), 24), lo16);
+                        const __m512i svl = _mm512_and_si512(_mm512_srai_epi32(shuffle_by(sw[2 * h], kPick.s32[c]), 24), lo16);
+                        const __m512i svh = _mm512_and_si512(_mm512_srai_epi32(shuffle_by(sw[2 * h + 1], kPick.s32[c]), 24), lo16);
                         #pragma GCC unroll 8
-                        for (int t = 0; t < T; ++t) isum[t] = _mm512_dpwssd_epi32(isum[t], s[t], sv);
+                        for (int t = 0; t < T; ++t)
+                            isum[t] = _mm512_dpwssd_epi32(_mm512_dpwssd_epi32(isum[t], slo[t], svl), shi[t], svh);
                     }
                 }
             }

@@ -54,6 +54,17 @@ void put_words(uint8_t* dst, const uint8_t (&src)[N], int r) {
     for (size_t k = 0; k < N / 4; ++k) std::memcpy(dst + 32 * k + 4 * static_cast<size_t>(r), src + 4 * k, 4);
 }
 
+// Where Q3_K's packed hmask keeps ggml's bit 4h + m (packed.h).
+constexpr int q3_hbit_pos(int h, int m) { return 2 * (1 - h) + (m & 1) + 4 * (m >> 1); }
+struct HmaskBytes { uint8_t b[QK_K / 8]; };
+HmaskBytes q3_hmask_permuted(const uint8_t (&hmask)[QK_K / 8]) {
+    HmaskBytes out{};
+    for (int l = 0; l < QK_K / 8; ++l)
+        for (int bit = 0; bit < 8; ++bit)
+            out.b[l] = static_cast<uint8_t>(out.b[l] | ((hmask[l] >> bit) & 1) << q3_hbit_pos(bit / 4, bit % 4));
+    return out;
+}
+
 // The super-block types: d (and dmin) per row, then every byte array word-interleaved (Q4_K/Q5_K/Q3_K: 3 scale
 // words; Q6_K/Q2_K: 4), with Q6_K's and Q3_K's arrays renamed to the group's fields.
 template <typename Group, typename Block>
@@ -73,7 +84,7 @@ void pack_k(int64_t n, const void* src, size_t row_bytes, void* dst) {
             if constexpr (requires { in.ql; }) put_words(out.ql, in.ql, r);
             if constexpr (requires { in.qs; }) put_words(out.qs, in.qs, r);
             if constexpr (requires { in.qh; }) put_words(out.qh, in.qh, r);
-            if constexpr (requires { in.hmask; }) put_words(out.hmask, in.hmask, r);
+            if constexpr (requires { in.hmask; }) put_words(out.hmask, q3_hmask_permuted(in.hmask).b, r);
         }
         std::memcpy(g + b, &out, sizeof out);
     }
@@ -184,7 +195,7 @@ float step_q3_k(const block_q3_Kx8& g, int r, const block_q8_K& a, float acc) {
         const int hi = (row_byte(g.sc, r, 8 + j % 4) >> (2 * (j / 4))) & 3;
         int32_t dot = 0;
         for (int e = 16 * j; e < 16 * j + 16; ++e) {
-            const int hbit = (row_byte(g.hmask, r, e % 32) >> (e / 32)) & 1;
+            const int hbit = (row_byte(g.hmask, r, e % 32) >> q3_hbit_pos(e / 128, (e % 128) / 32)) & 1;
             dot += (low2(g.qs, r, e) - 4 + 4 * hbit) * a.qs[e];
         }
         isum += ((lo | hi << 4) - 32) * dot;
