@@ -151,25 +151,31 @@ void BM_ConvertAct(benchmark::State& state, TypeId wt, kn::Isa isa) {
 }
 
 const int kRegistered = [] {
-    for (kn::Isa isa : {kn::Isa::Avx512, kn::Isa::Avx2Vnni, kn::Isa::Avx2, kn::Isa::Ref}) {
+    for (kn::Isa isa : {kn::Isa::Amx, kn::Isa::Avx512, kn::Isa::Avx2Vnni, kn::Isa::Avx2, kn::Isa::Ref}) {
         const std::string is = kn::isa_name(isa);
+        const bool amx = isa == kn::Isa::Amx;
         for (TypeId wt : kTypes) {
             const std::string tn = gemma::type_name(wt);
             // The plain layout for every type, and the repacked one beside it where the loader repacks.
             for (bool packed : {false, true}) {
                 if (packed && !kn::packable(wt, 2048)) continue;
+                // AMX changes only the packed kernels' prompts (16 tokens or more): the rest would repeat avx512's.
+                if (amx && !packed) continue;
                 const std::string lay = packed ? "_packed/" : "/";
-                benchmark::RegisterBenchmark(("decode_dram" + lay + is + "/" + tn).c_str(), BM_Decode, wt, isa,
-                                             size_t{64} << 20, packed);
-                benchmark::RegisterBenchmark(("decode_l2" + lay + is + "/" + tn).c_str(), BM_Decode, wt, isa,
-                                             size_t{256} << 10, packed);
+                if (!amx) {
+                    benchmark::RegisterBenchmark(("decode_dram" + lay + is + "/" + tn).c_str(), BM_Decode, wt, isa,
+                                                 size_t{64} << 20, packed);
+                    benchmark::RegisterBenchmark(("decode_l2" + lay + is + "/" + tn).c_str(), BM_Decode, wt, isa,
+                                                 size_t{256} << 10, packed);
+                }
                 auto* g = benchmark::RegisterBenchmark(("gemm" + lay + is + "/" + tn).c_str(), BM_Gemm, wt, isa, packed);
                 g->Arg(8)->Arg(64);
                 if (isa == kn::Isa::Ref) g->Iterations(1);
                 else g->Arg(512);  // activations larger than L2: exercises the token blocking
             }
-            benchmark::RegisterBenchmark(("vec_dot_l2/" + is + "/" + tn).c_str(), BM_VecDot, wt, isa);
+            if (!amx) benchmark::RegisterBenchmark(("vec_dot_l2/" + is + "/" + tn).c_str(), BM_VecDot, wt, isa);
         }
+        if (amx) continue;
         for (TypeId wt : {TypeId::Q4_0, TypeId::Q4_1, TypeId::Q4_K, TypeId::F16, TypeId::BF16})
             benchmark::RegisterBenchmark(("convert_act/" + is + "/" + std::string(gemma::type_name(wt))).c_str(),
                                          BM_ConvertAct, wt, isa);

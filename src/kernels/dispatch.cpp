@@ -1,5 +1,7 @@
 // Run-time ISA selection (CPUID, GEMMA_ISA override) and routing of the public kernel API through per-ISA tables.
 #include <cpuid.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cstdlib>
@@ -30,11 +32,26 @@ bool cpu_has_avx512() {
            __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
 }
 
+// The AMX level: AMX-TILE and AMX-INT8 (CPUID leaf 7 EDX bits 24, 25) on the AVX-512 level, and Linux's leave to use
+// the tile data state, which it grants per process on request (arch_prctl ARCH_REQ_XCOMP_PERM for XTILEDATA); a
+// tile instruction without it is killed with SIGILL. Asked once; a refusal (an old kernel, a VM) means no AMX.
+bool cpu_has_amx() {
+    static const bool ok = [] {
+        unsigned a = 0, b = 0, c = 0, d = 0;
+        if (!cpu_has_avx512() || __get_cpuid_count(7, 0, &a, &b, &c, &d) == 0) return false;
+        if ((d & (1u << 24)) == 0 || (d & (1u << 25)) == 0) return false;
+        constexpr long kArchReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
+        return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
+    }();
+    return ok;
+}
+
 struct Tables {
     KernelTable ref;
     KernelTable avx2;
     KernelTable vnni;
     KernelTable avx512;
+    KernelTable amx;
     Tables() {
         detail::fill_ref_convert(ref);
         detail::fill_ref_float(ref);
@@ -60,6 +77,8 @@ struct Tables {
             detail::fill_avx512_packed(avx512);
             detail::fill_avx512_float(avx512);
         }
+        amx = avx512;
+        if (cpu_has_amx()) detail::fill_amx_packed(amx);
     }
 };
 
@@ -87,9 +106,14 @@ Isa initial_isa() {
                 throw_error("GEMMA_ISA=avx512: this CPU does not support AVX2+FMA+F16C+AVX512F+BW+VL+VNNI");
             return Isa::Avx512;
         }
-        throw_error("GEMMA_ISA=" + v + ": unknown ISA (expected ref, avx2, avx2vnni or avx512)");
+        if (v == "amx") {
+            if (!cpu_has_amx())
+                throw_error("GEMMA_ISA=amx: this CPU (or its OS) does not support AVX-512 plus AMX-TILE and AMX-INT8");
+            return Isa::Amx;
+        }
+        throw_error("GEMMA_ISA=" + v + ": unknown ISA (expected ref, avx2, avx2vnni, avx512 or amx)");
     }
-    return cpu_has_avx512() ? Isa::Avx512 : cpu_has_avxvnni() ? Isa::Avx2Vnni : cpu_has_avx2() ? Isa::Avx2 : Isa::Ref;
+    return cpu_has_amx() ? Isa::Amx : cpu_has_avx512() ? Isa::Avx512 : cpu_has_avxvnni() ? Isa::Avx2Vnni : cpu_has_avx2() ? Isa::Avx2 : Isa::Ref;
 }
 
 std::atomic<int>& isa_state() {
@@ -99,6 +123,7 @@ std::atomic<int>& isa_state() {
 
 const KernelTable& table() {
     switch (static_cast<Isa>(isa_state().load(std::memory_order_relaxed))) {
+        case Isa::Amx: return tables().amx;
         case Isa::Avx512: return tables().avx512;
         case Isa::Avx2Vnni: return tables().vnni;
         case Isa::Avx2: return tables().avx2;
@@ -126,6 +151,7 @@ void gemm_by_vec_dot(detail::VecDotFn dot, int64_t n, const void* W, size_t w_ro
 
 detail::KernelTable& detail::table_for_tests(Isa isa) {
     switch (isa) {
+        case Isa::Amx: return mutable_tables().amx;
         case Isa::Avx512: return mutable_tables().avx512;
         case Isa::Avx2Vnni: return mutable_tables().vnni;
         case Isa::Avx2: return mutable_tables().avx2;
@@ -142,6 +168,7 @@ bool isa_supported(Isa isa) {
         case Isa::Avx2: return cpu_has_avx2();
         case Isa::Avx2Vnni: return cpu_has_avxvnni();
         case Isa::Avx512: return cpu_has_avx512();
+        case Isa::Amx: return cpu_has_amx();
     }
     return false;
 }
@@ -158,6 +185,7 @@ const char* isa_name(Isa isa) {
         case Isa::Avx2: return "avx2";
         case Isa::Avx2Vnni: return "avx2vnni";
         case Isa::Avx512: return "avx512";
+        case Isa::Amx: return "amx";
     }
     return "?";
 }

@@ -10,10 +10,12 @@ namespace gemma::kernels {
 // Avx2Vnni is AVX2 plus AVX-VNNI (vpdpbusd on 256-bit vectors): the packed kernels use it, the rest is Avx2's.
 // Avx512 (AVX512F+BW+VL+VNNI on an AVX2 CPU): packed kernels 16 rows wide with the EVEX vpdpbusd, float kernels
 // on 512-bit vectors (still f32 FMAs: the same arithmetic on any AVX-512 CPU); the other types keep Avx2's kernels.
-enum class Isa { Ref, Avx2, Avx2Vnni, Avx512 };
+// Amx (Avx512 plus AMX-TILE and AMX-INT8, with the OS's permission): Avx512's table, except that the packed kernels
+// of prompts (16 tokens or more) take each block's integer dots from AMX tiles; the float steps, so the bits, stay.
+enum class Isa { Ref, Avx2, Avx2Vnni, Avx512, Amx };
 // Every ISA, for callers that try each one the CPU supports (tests, benchmarks).
-inline constexpr Isa kAllIsas[] = {Isa::Ref, Isa::Avx2, Isa::Avx2Vnni, Isa::Avx512};
-// The ISA in use: the best the CPU supports, unless GEMMA_ISA=ref|avx2|avx2vnni|avx512 says otherwise.
+inline constexpr Isa kAllIsas[] = {Isa::Ref, Isa::Avx2, Isa::Avx2Vnni, Isa::Avx512, Isa::Amx};
+// The ISA in use: the best the CPU supports, unless GEMMA_ISA=ref|avx2|avx2vnni|avx512|amx says otherwise.
 Isa active_isa();
 // Force an ISA (tests compare every ISA the host supports against Ref). Returns false if unsupported.
 bool set_isa(Isa isa);

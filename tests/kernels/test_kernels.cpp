@@ -412,6 +412,11 @@ TEST(Kernels, IsaSelection) {
     if (isa_supported(Isa::Avx512)) {
         EXPECT_TRUE(isa_supported(Isa::Avx2));  // it keeps AVX2's kernels for the types it does not cover
     }
+    EXPECT_STREQ(isa_name(Isa::Amx), "amx");
+    EXPECT_EQ(set_isa(Isa::Amx), isa_supported(Isa::Amx));
+    if (isa_supported(Isa::Amx)) {
+        EXPECT_TRUE(isa_supported(Isa::Avx512));  // short calls and every other kernel are AVX-512's
+    }
     EXPECT_EQ(act_row_size(TypeId::Q4_K, 512), 2 * sizeof(block_q8_K));
     EXPECT_EQ(act_row_size(TypeId::Q4_0, 64), 2 * sizeof(block_q8_0));
     EXPECT_EQ(act_row_size(TypeId::F16, 10), 20u);

@@ -84,8 +84,9 @@ class Packed : public ::testing::TestWithParam<TypeId> {};
 TEST_P(Packed, EveryIsaMatchesRefBitsAndVecDotClosely) {
     const TypeId wt = GetParam();
     std::mt19937 rng(31 + static_cast<int>(wt));
-    // 3 groups (AVX-512 pairs two: a pair and a lone group); 9 tokens fill its 8-token tile and leave one.
-    const int64_t rows = 24, n_tok = 9;
+    // 3 groups (AVX-512 and AMX pair two: a pair and a lone group); 37 tokens: two of AMX's 16-token tiles and 5
+    // left to AVX-512, whose 8-token tiles it fills four times, leaving 5.
+    const int64_t rows = 24, n_tok = 37;
     // Block multiples: one, odd counts (the Q4_0 offset sums go 8 blocks at a time), a realistic row.
     const int64_t bs = type_traits(wt).block_size;
     // The K types' min term rounds two larger terms before they cancel, as in tests/kernels/test_kernels.cpp.

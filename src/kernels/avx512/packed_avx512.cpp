@@ -185,18 +185,11 @@ struct PackedK {
         #pragma GCC unroll 8
         for (int t = 0; t < T; ++t) acc[t] = _mm512_setzero_ps();
         const __m512i m4 = _mm512_set1_epi8(0x0F), b4 = _mm512_set1_epi8(0x10);
-        const __m512i k1 = _mm512_set1_epi8(0x3F), k2 = _mm512_set1_epi8(0x0F), k3 = _mm512_set1_epi8(0x03);
         for (int64_t b = 0; b < nb; ++b) {
             const Group& G0 = g0[b];
             const Group& G1 = g1[b];
-            const __m512i w0 = load2(G0.sc, G1.sc), w1 = load2(G0.sc + 32, G1.sc + 32), w2 = load2(G0.sc + 64, G1.sc + 64);
-            // Lane r: bytes j of sc[0] / mn[0] are sub-block j's scale / min (j < 4), of sc[1] / mn[1] j + 4's.
-            const __m512i sc[2] = {_mm512_and_si512(w0, k1),
-                                   _mm512_or_si512(_mm512_and_si512(w2, k2),
-                                                   _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(w0, 6), k3), 4))};
-            const __m512i mn[2] = {_mm512_and_si512(w1, k1),
-                                   _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(w2, 4), k2),
-                                                   _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(w1, 6), k3), 4))};
+            __m512i sc[2], mn[2];
+            k4_scales_mins(load2(G0.sc, G1.sc), load2(G0.sc + 32, G1.sc + 32), load2(G0.sc + 64, G1.sc + 64), sc, mn);
             __m512i isum[T];
             #pragma GCC unroll 8
             for (int t = 0; t < T; ++t) isum[t] = _mm512_setzero_si512();

@@ -48,6 +48,18 @@ struct PickMasks {
 constexpr PickMasks kPick{};
 inline __m512i shuffle_by(__m512i v, const int8_t* mask) { return _mm512_shuffle_epi8(v, _mm512_loadu_si512(mask)); }
 
+// Q4_K / Q5_K: the 16 rows' 6-bit scales and mins from their three interleaved scale words w0..w2 (ggml's
+// get_scale_min_k4 as word operations). Lane r: byte j of sc[0] / mn[0] is sub-block j's scale / min (j < 4), of
+// sc[1] / mn[1] sub-block j + 4's.
+inline void k4_scales_mins(__m512i w0, __m512i w1, __m512i w2, __m512i (&sc)[2], __m512i (&mn)[2]) {
+    const __m512i k1 = _mm512_set1_epi8(0x3F), k2 = _mm512_set1_epi8(0x0F), k3 = _mm512_set1_epi8(0x03);
+    sc[0] = _mm512_and_si512(w0, k1);
+    sc[1] = _mm512_or_si512(_mm512_and_si512(w2, k2), _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(w0, 6), k3), 4));
+    mn[0] = _mm512_and_si512(w1, k1);
+    mn[1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(w2, 4), k2),
+                            _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(w1, 6), k3), 4));
+}
+
 // Per token and Q8_K super-block, 9 int32: d_a as float bits, then the bsum pairs (4w, 4w+2) and (4w+1, 4w+3), w < 4,
 // as int16 pairs: one vpdpwssd by a word of int8 scales split into its even and odd bytes takes 4 sub-blocks.
 inline void prepare_bsum_pairs(const block_q8_K* a, int64_t nb, int32_t* aux) {

@@ -1,0 +1,421 @@
+// AMX-INT8 gemm over row-interleaved groups (kernels/packed.h) for prompts: one tdpbssd per 32-element block gives
+// that block's exact integer dots for 16 tokens x 16 rows, then AVX-512 applies AVX-512's own float steps per block
+// (packed_avx512.cpp), so every result is Ref's bits and a token's logits never depend on its batch.
+#include "kernels/avx512/packed_common.h"  // first: it includes <immintrin.h>
+
+#include <cstddef>
+#include <type_traits>
+#include <vector>
+
+#include "quant/iq_tables.h"
+
+namespace gemma::kernels::detail {
+namespace {
+
+using namespace avx512;
+
+// The avx512 table's packed kernels, which run what AMX does not: calls of fewer than a tile of tokens and the
+// tokens left over after the last whole tile (same bits either way).
+GemmFn g_fallback[kTypeIdCount] = {};
+
+constexpr int64_t kTileTokens = 16;
+
+// GCC's _tile_loadd and _tile_loadconfig tell the compiler nothing about the memory they read, so it could sink the
+// stores that fill a weight tile (or the configuration) below them: every such load follows this barrier.
+inline void memory_barrier() { __asm__ volatile("" ::: "memory"); }
+
+// Palette 1. tmm0/tmm1: C, 16 tokens x 16 rows of int32; tmm2/tmm3: A, 16 tokens x 32 activation bytes (one
+// 32-element block); tmm4/tmm5: B, 8 x 64 bytes (the block's 32 quants of 16 rows, 4 consecutive elements per row
+// side by side); tmm6/tmm7: A and B for 16-element blocks (Q6_K's sub-blocks). Two of each so one block's tile
+// product can run while the previous block's result is stored.
+struct alignas(64) TileConfig {
+    uint8_t palette = 1;
+    uint8_t start_row = 0;
+    uint8_t reserved[14] = {};
+    uint16_t colsb[16] = {64, 64, 32, 32, 64, 64, 16, 64};
+    uint8_t rows[16] = {16, 16, 16, 16, 8, 8, 16, 4};
+};
+
+// The tile registers' shapes are per thread state: each thread loads them once, before its first tile op.
+inline void ensure_tile_config() {
+    thread_local bool configured = false;
+    if (configured) return;
+    static const TileConfig cfg{};
+    memory_barrier();
+    _tile_loadconfig(&cfg);
+    configured = true;
+}
+
+// The weights of one block of a group pair, unpacked for tile B as signed bytes (offsets removed: the value the
+// reference multiplies), with the rows' fp16 scales as floats.
+struct alignas(64) Unpacked32 {
+    int8_t q[8 * 64];
+    float d[16];
+    float m[16];  // the min types only
+};
+
+// Q4_0 / Q4_1 / Q5_0 / Q5_1 / IQ4_NL: nibbles (the fifth bit ORed in from packed.h's rearranged high-bit word),
+// minus kOffset or through the code book; Q8_0 (kWords 8): the quants as they are.
+template <typename G, typename A, int kOffset, bool kTable = false>
+struct Unpack32 {
+    using Group = G;
+    using Act = A;
+    static constexpr bool kMin = requires(const G& g) { g.m; };
+    static void unpack(const G& g0, const G& g1, Unpacked32& u) {
+        if constexpr (std::is_same_v<G, block_q8_0x8>) {  // 8 words, signed already
+            for (int k = 0; k < 8; ++k) _mm512_store_si512(u.q + 64 * k, load2(g0.qs + 32 * k, g1.qs + 32 * k));
+        } else {
+            const __m512i m4 = _mm512_set1_epi8(0x0F), b4 = _mm512_set1_epi8(0x10), off = _mm512_set1_epi8(kOffset);
+            __m512i hbits = _mm512_setzero_si512();
+            if constexpr (requires { g0.qh; }) hbits = load2(g0.qh, g1.qh);
+            for (int k = 0; k < 4; ++k) {
+                const __m512i raw = load2(g0.qs + 32 * k, g1.qs + 32 * k);
+                __m512i lo = _mm512_and_si512(raw, m4), hi = _mm512_and_si512(_mm512_srli_epi16(raw, 4), m4);
+                if constexpr (requires { g0.qh; }) {
+                    lo = or_and(lo, _mm512_srli_epi32(hbits, k), b4);
+                    hi = or_and(hi, _mm512_slli_epi32(hbits, 4 - k), b4);
+                }
+                if constexpr (kTable) {
+                    const __m512i table = _mm512_broadcast_i32x4(loadu128(kvalues_iq4nl));
+                    lo = _mm512_shuffle_epi8(table, lo);
+                    hi = _mm512_shuffle_epi8(table, hi);
+                }
+                _mm512_store_si512(u.q + 64 * k, _mm512_sub_epi8(lo, off));
+                _mm512_store_si512(u.q + 64 * (4 + k), _mm512_sub_epi8(hi, off));
+            }
+        }
+        _mm512_store_ps(u.d, fp16x16(g0.d, g1.d));
+        if constexpr (kMin) _mm512_store_ps(u.m, fp16x16(g0.m, g1.m));
+    }
+};
+
+// Per token and block: d_a (and s_a for the min types) as floats.
+struct Aux32 {
+    float d;
+    float s;
+};
+
+template <typename U>
+struct Amx32 {
+    using Group = typename U::Group;
+    using Act = typename U::Act;
+    using Unpacked = Unpacked32;
+    using Aux = Aux32;
+    static constexpr int64_t kQK = 32;
+    static void unpack(const Group& g0, const Group& g1, Unpacked& u) { U::unpack(g0, g1, u); }
+    static void prepare(const Act* a, int64_t nb, Aux* aux) {
+        for (int64_t b = 0; b < nb; ++b) {
+            aux[b].d = _cvtsh_ss(a[b].d);
+            if constexpr (U::kMin) aux[b].s = _cvtsh_ss(a[b].s);
+        }
+    }
+
+    // acc += the block's float step (packed_avx512.cpp's Packed32 order) for 16 tokens, from the stored C tile.
+    GEMMA_ALWAYS_INLINE static void combine(const Unpacked& u, const int32_t (&c)[16][16], const Aux* aux, int64_t nb,
+                                            int64_t b, __m512 (&acc)[16]) {
+        const __m512 dw = _mm512_load_ps(u.d);
+        #pragma GCC unroll 16
+        for (int t = 0; t < 16; ++t)
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_load_si512(c[t])),
+                                     _mm512_mul_ps(dw, _mm512_set1_ps(aux[t * nb + b].d)), acc[t]);
+        if constexpr (U::kMin) {
+            const __m512 mw = _mm512_load_ps(u.m);
+            #pragma GCC unroll 16
+            for (int t = 0; t < 16; ++t) acc[t] = _mm512_fmadd_ps(mw, _mm512_set1_ps(aux[t * nb + b].s), acc[t]);
+        }
+    }
+
+    // 16 tokens (a: the first one's row, rows arb apart) x the 16 rows of u, over every block.
+    static void tile(int64_t nb, const Unpacked* u, const uint8_t* a, size_t arb, const Aux* aux, float* out,
+                     int64_t stride, __mmask16 store) {
+        constexpr size_t qs_at = offsetof(Act, qs);
+        alignas(64) int32_t c[2][16][16];
+        __m512 acc[16];
+        #pragma GCC unroll 16
+        for (int t = 0; t < 16; ++t) acc[t] = _mm512_setzero_ps();
+        // Blocks in pairs through two tile sets: block b+1's product is queued before block b's result is read.
+        int64_t b = 0;
+        for (; b + 2 <= nb; b += 2) {
+            _tile_zero(0);
+            _tile_loadd(2, a + b * sizeof(Act) + qs_at, arb);
+            _tile_loadd(4, u[b].q, 64);
+            _tile_dpbssd(0, 2, 4);
+            _tile_zero(1);
+            _tile_loadd(3, a + (b + 1) * sizeof(Act) + qs_at, arb);
+            _tile_loadd(5, u[b + 1].q, 64);
+            _tile_dpbssd(1, 3, 5);
+            _tile_stored(0, c[0], 64);
+            combine(u[b], c[0], aux, nb, b, acc);
+            _tile_stored(1, c[1], 64);
+            combine(u[b + 1], c[1], aux, nb, b + 1, acc);
+        }
+        if (b < nb) {
+            _tile_zero(0);
+            _tile_loadd(2, a + b * sizeof(Act) + qs_at, arb);
+            _tile_loadd(4, u[b].q, 64);
+            _tile_dpbssd(0, 2, 4);
+            _tile_stored(0, c[0], 64);
+            combine(u[b], c[0], aux, nb, b, acc);
+        }
+        #pragma GCC unroll 16
+        for (int t = 0; t < 16; ++t) _mm512_mask_storeu_ps(out + t * stride, store, acc[t]);
+    }
+};
+
+// Q4_K / Q5_K: the 8 sub-blocks' B tiles (quants 0..15 or 0..31), the rows' 6-bit scales as int32 per sub-block,
+// the mins as the int16 pairs (2i, 2i+1) packed_avx512.cpp uses, and d / dmin.
+struct alignas(64) UnpackedK {
+    int8_t q[8][8 * 64];
+    int32_t sc[8][16];
+    int32_t mn[4][16];
+    float d[16];
+    float dmin[16];
+};
+
+// Per token and super-block: d_a, and the activation sums of sub-blocks (2i, 2i+1) as int16 pairs.
+struct AuxK {
+    float d;
+    int32_t bs[4];
+};
+
+template <typename G>
+struct AmxK {
+    using Group = G;
+    using Act = block_q8_K;
+    using Unpacked = UnpackedK;
+    using Aux = AuxK;
+    static constexpr int64_t kQK = 256;
+    static constexpr bool kHigh = requires(const G& g) { g.qh; };
+
+    static void unpack(const G& g0, const G& g1, Unpacked& u) {
+        const __m512i m4 = _mm512_set1_epi8(0x0F), b4 = _mm512_set1_epi8(0x10);
+        // qs word 8p + kk holds elements 4kk.. of sub-blocks 2p (low nibbles) and 2p + 1 (high): B row kk of each.
+        for (int p = 0; p < 4; ++p) {
+            const __m128i hshift = _mm_cvtsi32_si128(2 * p);
+            for (int kk = 0; kk < 8; ++kk) {
+                const __m512i raw = load2(g0.qs + 32 * (8 * p + kk), g1.qs + 32 * (8 * p + kk));
+                __m512i lo = _mm512_and_si512(raw, m4), hi = _mm512_and_si512(_mm512_srli_epi16(raw, 4), m4);
+                if constexpr (kHigh) {
+                    const __m512i h = _mm512_srl_epi16(load2(g0.qh + 32 * kk, g1.qh + 32 * kk), hshift);
+                    lo = or_and(lo, _mm512_slli_epi16(h, 4), b4);
+                    hi = or_and(hi, _mm512_slli_epi16(h, 3), b4);
+                }
+                _mm512_store_si512(u.q[2 * p] + 64 * kk, lo);
+                _mm512_store_si512(u.q[2 * p + 1] + 64 * kk, hi);
+            }
+        }
+        __m512i sc[2], mn[2];
+        k4_scales_mins(load2(g0.sc, g1.sc), load2(g0.sc + 32, g1.sc + 32), load2(g0.sc + 64, g1.sc + 64), sc, mn);
+        for (int j = 0; j < 8; ++j) _mm512_store_si512(u.sc[j], shuffle_by(sc[j / 4], kPick.b32[j % 4]));
+        for (int i = 0; i < 4; ++i)
+            _mm512_store_si512(u.mn[i], shuffle_by(mn[i / 2], kPick.b16[2 * (i % 2)][2 * (i % 2) + 1]));
+        _mm512_store_ps(u.d, fp16x16(g0.d, g1.d));
+        _mm512_store_ps(u.dmin, fp16x16(g0.dmin, g1.dmin));
+    }
+
+    static void prepare(const Act* a, int64_t nb, Aux* aux) {
+        for (int64_t b = 0; b < nb; ++b) {
+            aux[b].d = a[b].d;
+            for (int i = 0; i < 4; ++i) {
+                const int lo = a[b].bsums[4 * i] + a[b].bsums[4 * i + 1];
+                const int hi = a[b].bsums[4 * i + 2] + a[b].bsums[4 * i + 3];
+                aux[b].bs[i] = static_cast<int32_t>((static_cast<uint32_t>(hi) << 16) | static_cast<uint16_t>(lo));
+            }
+        }
+    }
+
+    static void tile(int64_t nb, const Unpacked* u, const uint8_t* a, size_t arb, const Aux* aux, float* out,
+                     int64_t stride, __mmask16 store) {
+        constexpr size_t qs_at = offsetof(Act, qs);
+        alignas(64) int32_t c[8][16][16];
+        __m512 acc[16];
+        #pragma GCC unroll 16
+        for (int t = 0; t < 16; ++t) acc[t] = _mm512_setzero_ps();
+        for (int64_t b = 0; b < nb; ++b) {
+            const Unpacked& w = u[b];
+            const uint8_t* ab = a + b * sizeof(Act) + qs_at;
+            #pragma GCC unroll 4
+            for (int j = 0; j < 8; j += 2) {
+                _tile_zero(0);
+                _tile_loadd(2, ab + 32 * j, arb);
+                _tile_loadd(4, w.q[j], 64);
+                _tile_dpbssd(0, 2, 4);
+                _tile_zero(1);
+                _tile_loadd(3, ab + 32 * (j + 1), arb);
+                _tile_loadd(5, w.q[j + 1], 64);
+                _tile_dpbssd(1, 3, 5);
+                _tile_stored(0, c[j], 64);
+                _tile_stored(1, c[j + 1], 64);
+            }
+            // isum = sum_j scale_j * dot_j and msum = sum_j min_j * bsum_j: the integers packed_avx512.cpp forms,
+            // then its two float steps.
+            const __m512 dw = _mm512_load_ps(w.d), dm = _mm512_load_ps(w.dmin);
+            #pragma GCC unroll 2
+            for (int t = 0; t < 16; ++t) {
+                __m512i isum = _mm512_mullo_epi32(_mm512_load_si512(c[0][t]), _mm512_load_si512(w.sc[0]));
+                #pragma GCC unroll 7
+                for (int j = 1; j < 8; ++j)
+                    isum = _mm512_add_epi32(isum, _mm512_mullo_epi32(_mm512_load_si512(c[j][t]), _mm512_load_si512(w.sc[j])));
+                __m512i msum = _mm512_setzero_si512();
+                #pragma GCC unroll 4
+                for (int i = 0; i < 4; ++i)
+                    msum = _mm512_dpwssd_epi32(msum, _mm512_load_si512(w.mn[i]), _mm512_set1_epi32(aux[t * nb + b].bs[i]));
+                const __m512 da = _mm512_set1_ps(aux[t * nb + b].d);
+                acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(dw, da), acc[t]);
+                acc[t] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(msum), _mm512_mul_ps(dm, da), acc[t]);
+            }
+        }
+        #pragma GCC unroll 16
+        for (int t = 0; t < 16; ++t) _mm512_mask_storeu_ps(out + t * stride, store, acc[t]);
+    }
+};
+
+// Q6_K: 16 sub-blocks of 16 quants, so one tile op per sub-block through tmm6 / tmm7 (K = 16 bytes); the quants
+// as q - 32 and the rows' int8 scales sign-extended to int32 per sub-block.
+struct alignas(64) UnpackedQ6K {
+    int8_t q[16][4 * 64];
+    int32_t sc[16][16];
+    float d[16];
+};
+
+template <typename G>
+struct AmxQ6K {
+    using Group = G;
+    using Act = block_q8_K;
+    using Unpacked = UnpackedQ6K;
+    using Aux = float;  // d_a
+    static constexpr int64_t kQK = 256;
+
+    // Quant word j of half h (packed.h): runs m = 0..3 of 4 elements at 128h + 32m + 4j, i.e. B row j % 4 of
+    // sub-block 8h + 2m + j / 4: low nibbles of ql word 16h + j (m = 0) and 16h + 8 + j (m = 1), their high
+    // nibbles (m = 2, 3), bits 2m, 2m + 1 of qh word 8h + j.
+    static void unpack(const G& g0, const G& g1, Unpacked& u) {
+        const __m512i m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30), k32 = _mm512_set1_epi8(32);
+        for (int h = 0; h < 2; ++h)
+            for (int j = 0; j < 8; ++j) {
+                const __m512i qh = load2(g0.qh + 32 * (8 * h + j), g1.qh + 32 * (8 * h + j));
+                const __m512i l1 = load2(g0.ql + 32 * (16 * h + j), g1.ql + 32 * (16 * h + j));
+                const __m512i l2 = load2(g0.ql + 32 * (16 * h + 8 + j), g1.ql + 32 * (16 * h + 8 + j));
+                const __m512i v[4] = {
+                    or_and(_mm512_and_si512(l1, m4), _mm512_slli_epi16(qh, 4), m30),
+                    or_and(_mm512_and_si512(l2, m4), _mm512_slli_epi16(qh, 2), m30),
+                    or_and(_mm512_and_si512(_mm512_srli_epi16(l1, 4), m4), qh, m30),
+                    or_and(_mm512_and_si512(_mm512_srli_epi16(l2, 4), m4), _mm512_srli_epi16(qh, 2), m30)};
+                for (int m = 0; m < 4; ++m)
+                    _mm512_store_si512(u.q[8 * h + 2 * m + j / 4] + 64 * (j % 4), _mm512_sub_epi8(v[m], k32));
+            }
+        for (int i = 0; i < 16; ++i)
+            _mm512_store_si512(u.sc[i], _mm512_srai_epi32(shuffle_by(load2(g0.sc + 32 * (i / 4), g1.sc + 32 * (i / 4)),
+                                                                     kPick.s32[i % 4]), 24));
+        _mm512_store_ps(u.d, fp16x16(g0.d, g1.d));
+    }
+
+    static void prepare(const Act* a, int64_t nb, Aux* aux) {
+        for (int64_t b = 0; b < nb; ++b) aux[b] = a[b].d;
+    }
+
+    static void tile(int64_t nb, const Unpacked* u, const uint8_t* a, size_t arb, const Aux* aux, float* out,
+                     int64_t stride, __mmask16 store) {
+        constexpr size_t qs_at = offsetof(Act, qs);
+        alignas(64) int32_t c[16][16][16];
+        __m512 acc[16];
+        #pragma GCC unroll 16
+        for (int t = 0; t < 16; ++t) acc[t] = _mm512_setzero_ps();
+        for (int64_t b = 0; b < nb; ++b) {
+            const Unpacked& w = u[b];
+            const uint8_t* ab = a + b * sizeof(Act) + qs_at;
+            #pragma GCC unroll 8
+            for (int i = 0; i < 16; i += 2) {
+                _tile_zero(0);
+                _tile_loadd(6, ab + 16 * i, arb);
+                _tile_loadd(7, w.q[i], 64);
+                _tile_dpbssd(0, 6, 7);
+                _tile_zero(1);
+                _tile_loadd(6, ab + 16 * (i + 1), arb);
+                _tile_loadd(7, w.q[i + 1], 64);
+                _tile_dpbssd(1, 6, 7);
+                _tile_stored(0, c[i], 64);
+                _tile_stored(1, c[i + 1], 64);
+            }
+            // isum = sum_i scale_i * dot_i, the integer packed_avx512.cpp forms, then its float step.
+            const __m512 dw = _mm512_load_ps(w.d);
+            #pragma GCC unroll 2
+            for (int t = 0; t < 16; ++t) {
+                __m512i isum = _mm512_mullo_epi32(_mm512_load_si512(c[0][t]), _mm512_load_si512(w.sc[0]));
+                #pragma GCC unroll 15
+                for (int i = 1; i < 16; ++i)
+                    isum = _mm512_add_epi32(isum, _mm512_mullo_epi32(_mm512_load_si512(c[i][t]), _mm512_load_si512(w.sc[i])));
+                acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(dw, _mm512_set1_ps(aux[t * nb + b])), acc[t]);
+            }
+        }
+        #pragma GCC unroll 16
+        for (int t = 0; t < 16; ++t) _mm512_mask_storeu_ps(out + t * stride, store, acc[t]);
+    }
+};
+
+// Activations of one token block stay in L2 while every group pair of the call runs over them.
+constexpr size_t kAmxActBlockBytes = 512 * 1024;
+
+// Whole 16-token tiles through AMX, group pairs (a lone last group as both halves, its copy not stored), each pair's
+// weights unpacked once per token block into a per-thread buffer; the rest through the avx512 kernel.
+template <typename K, TypeId kType>
+void gemm_amx(int64_t n, const void* W, size_t wrb, int64_t r0, int64_t r1, const void* act, size_t arb,
+              int64_t n_tok, float* out, int64_t stride) {
+    const int64_t full = n_tok / kTileTokens * kTileTokens;
+    const GemmFn rest = g_fallback[idx(kType)];
+    if (full < n_tok) {
+        rest(n, W, wrb, r0, r1, static_cast<const uint8_t*>(act) + static_cast<size_t>(full) * arb, arb, n_tok - full,
+             out + full * stride, stride);
+    }
+    if (full == 0) return;
+    ensure_tile_config();
+    using Group = typename K::Group;
+    using Act = typename K::Act;
+    const int64_t nb = n / K::kQK;
+    const size_t grb = 8 * wrb;
+    const auto* wb = static_cast<const uint8_t*>(W);
+    const auto* ab = static_cast<const uint8_t*>(act);
+    const int64_t block_toks = max64(kTileTokens, static_cast<int64_t>(kAmxActBlockBytes / arb) / kTileTokens * kTileTokens);
+    thread_local std::vector<typename K::Unpacked> wbuf;
+    thread_local std::vector<typename K::Aux> abuf;
+    if (wbuf.size() < static_cast<size_t>(nb)) wbuf.resize(static_cast<size_t>(nb));
+    const size_t aux_need = static_cast<size_t>(min64(block_toks, full) * nb);
+    if (abuf.size() < aux_need) abuf.resize(aux_need);
+    for (int64_t tb0 = 0; tb0 < full; tb0 += block_toks) {
+        const int64_t tb1 = min64(full, tb0 + block_toks);
+        for (int64_t t = tb0; t < tb1; ++t)
+            K::prepare(reinterpret_cast<const Act*>(ab + static_cast<size_t>(t) * arb), nb, abuf.data() + (t - tb0) * nb);
+        for (int64_t g = r0 / 8; g < r1 / 8; g += 2) {
+            const bool pair = g + 1 < r1 / 8;
+            const auto* g0 = reinterpret_cast<const Group*>(wb + static_cast<size_t>(g) * grb);
+            const Group* g1 = pair ? g0 + nb : g0;
+            for (int64_t b = 0; b < nb; ++b) K::unpack(g0[b], g1[b], wbuf[static_cast<size_t>(b)]);
+            memory_barrier();
+            for (int64_t t0 = tb0; t0 < tb1; t0 += kTileTokens)
+                K::tile(nb, wbuf.data(), ab + static_cast<size_t>(t0) * arb, arb, abuf.data() + (t0 - tb0) * nb,
+                        out + t0 * stride + g * 8, stride, pair ? __mmask16{0xFFFF} : __mmask16{0x00FF});
+        }
+    }
+}
+
+template <typename K, TypeId kType>
+void install(KernelTable& t) {
+    g_fallback[idx(kType)] = t.gemm_packed[idx(kType)];
+    t.gemm_packed[idx(kType)] = gemm_amx<K, kType>;
+}
+
+}  // namespace
+
+void fill_amx_packed(KernelTable& t) {
+    install<AmxK<block_q4_Kx8>, TypeId::Q4_K>(t);
+    install<AmxK<block_q5_Kx8>, TypeId::Q5_K>(t);
+    install<AmxQ6K<block_q6_Kx8>, TypeId::Q6_K>(t);
+    install<Amx32<Unpack32<block_q4_0x8, block_q8_0, 8>>, TypeId::Q4_0>(t);
+    install<Amx32<Unpack32<block_q8_0x8, block_q8_0, 0>>, TypeId::Q8_0>(t);
+    install<Amx32<Unpack32<block_q4_1x8, block_q8_1, 0>>, TypeId::Q4_1>(t);
+    install<Amx32<Unpack32<block_q5_0x8, block_q8_0, 16>>, TypeId::Q5_0>(t);
+    install<Amx32<Unpack32<block_q5_1x8, block_q8_1, 0>>, TypeId::Q5_1>(t);
+    install<Amx32<Unpack32<block_iq4_nlx8, block_q8_0, 0, true>>, TypeId::IQ4_NL>(t);
+}
+
+}  // namespace gemma::kernels::detail
