@@ -1,5 +1,6 @@
-// AMX-INT8 gemm over row-interleaved groups (kernels/packed.h) for prompts: one tdpbssd per 32-element block gives
-// that block's exact integer dots for 16 tokens x 16 rows, then AVX-512 applies AVX-512's own float steps per block
+// AMX-INT8 gemm over row-interleaved groups (kernels/packed.h) for prompts: tdpbssd gives each block's exact integer
+// dots for 16 tokens x 16 rows (one op per 32-element block; the super-block types, their quants pre-multiplied by
+// the integer sub-block scales, 64 elements per op), then AVX-512 applies AVX-512's own float steps per block
 // (packed_avx512.cpp), so every result is Ref's bits and a token's logits never depend on its batch.
 #include "kernels/avx512/packed_common.h"  // first: it includes <immintrin.h>
 
@@ -24,26 +25,31 @@ constexpr int64_t kTileTokens = 16;
 // stores that fill a weight tile (or the configuration) below them: every such load follows this barrier.
 inline void memory_barrier() { __asm__ volatile("" ::: "memory"); }
 
-// Palette 1. tmm0/tmm1: C, 16 tokens x 16 rows of int32; tmm2/tmm3: A, 16 tokens x 32 activation bytes (one
-// 32-element block); tmm4/tmm5: B, 8 x 64 bytes (the block's 32 quants of 16 rows, 4 consecutive elements per row
-// side by side); tmm6/tmm7: A and B for 16-element blocks (Q6_K's sub-blocks). Two of each so one block's tile
-// product can run while the previous block's result is stored.
+// Palette 1, two shapes. Both: tmm0..tmm3 C, 16 tokens x 16 rows of int32. kCfg32 (one 32-element block per op):
+// tmm2/tmm3 A, 16 tokens x 32 activation bytes; tmm4/tmm5 B, 8 x 64 bytes (the block's 32 quants of 16 rows, 4
+// consecutive elements per row side by side). kCfg64 (the super-block types, 64 elements per op): tmm4/tmm5 A,
+// tmm6/tmm7 B, all 16 x 64 bytes. Two of each so one block's product runs while the previous result is stored.
 struct alignas(64) TileConfig {
     uint8_t palette = 1;
     uint8_t start_row = 0;
     uint8_t reserved[14] = {};
-    uint16_t colsb[16] = {64, 64, 32, 32, 64, 64, 16, 64};
-    uint8_t rows[16] = {16, 16, 16, 16, 8, 8, 16, 4};
+    uint16_t colsb[16] = {};
+    uint8_t rows[16] = {};
+};
+constexpr int kCfg32 = 0, kCfg64 = 1;
+constexpr TileConfig kConfigs[2] = {
+    {1, 0, {}, {64, 64, 32, 32, 64, 64}, {16, 16, 16, 16, 8, 8}},
+    {1, 0, {}, {64, 64, 64, 64, 64, 64, 64, 64}, {16, 16, 16, 16, 16, 16, 16, 16}},
 };
 
-// The tile registers' shapes are per thread state: each thread loads them once, before its first tile op.
-inline void ensure_tile_config() {
-    thread_local bool configured = false;
-    if (configured) return;
-    static const TileConfig cfg{};
+// The tile registers' shapes are per thread state: each thread loads the shape its kernel needs before its first
+// tile op, and again only when a kernel of the other shape runs.
+inline void ensure_tile_config(int which) {
+    thread_local int current = -1;
+    if (current == which) return;
     memory_barrier();
-    _tile_loadconfig(&cfg);
-    configured = true;
+    _tile_loadconfig(&kConfigs[which]);
+    current = which;
 }
 
 // The weights of one block of a group pair, unpacked for tile B as signed bytes (offsets removed: the value the
@@ -102,6 +108,7 @@ struct Amx32 {
     using Unpacked = Unpacked32;
     using Aux = Aux32;
     static constexpr int64_t kQK = 32;
+    static constexpr int kConfig = kCfg32;
     static void unpack(const Group& g0, const Group& g1, Unpacked& u) { U::unpack(g0, g1, u); }
     static void prepare(const Act* a, int64_t nb, Aux* aux) {
         for (int64_t b = 0; b < nb; ++b) {
@@ -162,134 +169,80 @@ struct Amx32 {
     }
 };
 
-// Q4_K / Q5_K: the 8 sub-blocks' B tiles (quants 0..15 or 0..31), the rows' 6-bit scales as int32 per sub-block,
-// the mins as the int16 pairs (2i, 2i+1) packed_avx512.cpp uses, and d / dmin.
+// The super-block types (Q4_K, Q5_K, Q6_K). Their sub-block scales are integers, so unpacking multiplies each quant
+// by its sub-block's scale, w = q * scale, and splits it as w = 2^S * hi + lo (lo in [0, 2^S), hi a signed byte).
+// Two C tiles then sum hi . a and lo . a over the whole super-block, 64 elements per op, and 2^S * C_hi + C_lo is
+// exactly the reference's isum = sum_j scale_j * (q . a over sub-block j): no per-sub-block store or multiply.
 struct alignas(64) UnpackedK {
-    int8_t q[8][8 * 64];
-    int32_t sc[8][16];
-    int32_t mn[4][16];
+    int8_t hi[4 * 1024];  // B tiles p = 0..3 at 1024 p: elements 64p .. 64p + 63 of the 16 rows, 4 per row side by side
+    int8_t lo[4 * 1024];
+    int32_t mn[4][16];  // Q4_K / Q5_K: the mins of sub-blocks (2i, 2i+1) as int16 pairs, as packed_avx512.cpp
     float d[16];
     float dmin[16];
 };
 
-// Per token and super-block: d_a, and the activation sums of sub-blocks (2i, 2i+1) as int16 pairs.
+// Per token and super-block: d_a, and (Q4_K / Q5_K) the activation sums of sub-blocks (2i, 2i+1) as int16 pairs.
 struct AuxK {
     float d;
     int32_t bs[4];
 };
 
-template <typename G>
-struct AmxK {
-    using Group = G;
-    using Act = block_q8_K;
-    using Unpacked = UnpackedK;
-    using Aux = AuxK;
-    static constexpr int64_t kQK = 256;
-    static constexpr bool kHigh = requires(const G& g) { g.qh; };
+// 64 quant bytes (16 rows x 4, signed) times each row's int32 scale (|q * scale| < 2^15): the low S bits and the
+// rest (arithmetic shift) of every product, as bytes in the quants' places.
+template <int S>
+GEMMA_ALWAYS_INLINE inline void scale_split(__m512i q, __m512i scale, int8_t* hi, int8_t* lo) {
+    const __m512i s16 = _mm512_or_si512(_mm512_slli_epi32(scale, 16), _mm512_and_si512(scale, _mm512_set1_epi32(0xFFFF)));
+    const __m512i pe = _mm512_mullo_epi16(_mm512_srai_epi16(_mm512_slli_epi16(q, 8), 8), s16);
+    const __m512i po = _mm512_mullo_epi16(_mm512_srai_epi16(q, 8), s16);
+    const __m512i mlo = _mm512_set1_epi16((1 << S) - 1), m8 = _mm512_set1_epi16(0xFF);
+    _mm512_store_si512(lo, _mm512_or_si512(_mm512_and_si512(pe, mlo), _mm512_slli_epi16(_mm512_and_si512(po, mlo), 8)));
+    _mm512_store_si512(hi, _mm512_or_si512(_mm512_and_si512(_mm512_srai_epi16(pe, S), m8),
+                                           _mm512_slli_epi16(_mm512_srai_epi16(po, S), 8)));
+}
 
-    static void unpack(const G& g0, const G& g1, Unpacked& u) {
+// Q4_K / Q5_K quants (0..15 or 0..31, times a 6-bit scale: hi <= 61). qs word 8p + kk holds elements 4kk.. of
+// sub-blocks 2p (low nibbles) and 2p + 1 (high): B row kk of each, sub-block j's 8 rows at 512 j of flat.
+template <typename G>
+struct K4Quants {
+    using Group = G;
+    static constexpr int kShift = 5;
+    static constexpr bool kMin = true;
+    static constexpr int kRowsPerSub = 8;
+    static void quants(const G& g0, const G& g1, int8_t* flat, __m512i (&scale)[16], UnpackedK& u) {
         const __m512i m4 = _mm512_set1_epi8(0x0F), b4 = _mm512_set1_epi8(0x10);
-        // qs word 8p + kk holds elements 4kk.. of sub-blocks 2p (low nibbles) and 2p + 1 (high): B row kk of each.
         for (int p = 0; p < 4; ++p) {
             const __m128i hshift = _mm_cvtsi32_si128(2 * p);
             for (int kk = 0; kk < 8; ++kk) {
                 const __m512i raw = load2(g0.qs + 32 * (8 * p + kk), g1.qs + 32 * (8 * p + kk));
                 __m512i lo = _mm512_and_si512(raw, m4), hi = _mm512_and_si512(_mm512_srli_epi16(raw, 4), m4);
-                if constexpr (kHigh) {
+                if constexpr (requires { g0.qh; }) {
                     const __m512i h = _mm512_srl_epi16(load2(g0.qh + 32 * kk, g1.qh + 32 * kk), hshift);
                     lo = or_and(lo, _mm512_slli_epi16(h, 4), b4);
                     hi = or_and(hi, _mm512_slli_epi16(h, 3), b4);
                 }
-                _mm512_store_si512(u.q[2 * p] + 64 * kk, lo);
-                _mm512_store_si512(u.q[2 * p + 1] + 64 * kk, hi);
+                _mm512_store_si512(flat + 512 * (2 * p) + 64 * kk, lo);
+                _mm512_store_si512(flat + 512 * (2 * p + 1) + 64 * kk, hi);
             }
         }
         __m512i sc[2], mn[2];
         k4_scales_mins(load2(g0.sc, g1.sc), load2(g0.sc + 32, g1.sc + 32), load2(g0.sc + 64, g1.sc + 64), sc, mn);
-        for (int j = 0; j < 8; ++j) _mm512_store_si512(u.sc[j], shuffle_by(sc[j / 4], kPick.b32[j % 4]));
+        for (int j = 0; j < 8; ++j) scale[j] = shuffle_by(sc[j / 4], kPick.b32[j % 4]);
         for (int i = 0; i < 4; ++i)
             _mm512_store_si512(u.mn[i], shuffle_by(mn[i / 2], kPick.b16[2 * (i % 2)][2 * (i % 2) + 1]));
-        _mm512_store_ps(u.d, fp16x16(g0.d, g1.d));
         _mm512_store_ps(u.dmin, fp16x16(g0.dmin, g1.dmin));
     }
-
-    static void prepare(const Act* a, int64_t nb, Aux* aux) {
-        for (int64_t b = 0; b < nb; ++b) {
-            aux[b].d = a[b].d;
-            for (int i = 0; i < 4; ++i) {
-                const int lo = a[b].bsums[4 * i] + a[b].bsums[4 * i + 1];
-                const int hi = a[b].bsums[4 * i + 2] + a[b].bsums[4 * i + 3];
-                aux[b].bs[i] = static_cast<int32_t>((static_cast<uint32_t>(hi) << 16) | static_cast<uint16_t>(lo));
-            }
-        }
-    }
-
-    static void tile(int64_t nb, const Unpacked* u, const uint8_t* a, size_t arb, const Aux* aux, float* out,
-                     int64_t stride, __mmask16 store) {
-        constexpr size_t qs_at = offsetof(Act, qs);
-        alignas(64) int32_t c[8][16][16];
-        __m512 acc[16];
-        #pragma GCC unroll 16
-        for (int t = 0; t < 16; ++t) acc[t] = _mm512_setzero_ps();
-        for (int64_t b = 0; b < nb; ++b) {
-            const Unpacked& w = u[b];
-            const uint8_t* ab = a + b * sizeof(Act) + qs_at;
-            #pragma GCC unroll 4
-            for (int j = 0; j < 8; j += 2) {
-                _tile_zero(0);
-                _tile_loadd(2, ab + 32 * j, arb);
-                _tile_loadd(4, w.q[j], 64);
-                _tile_dpbssd(0, 2, 4);
-                _tile_zero(1);
-                _tile_loadd(3, ab + 32 * (j + 1), arb);
-                _tile_loadd(5, w.q[j + 1], 64);
-                _tile_dpbssd(1, 3, 5);
-                _tile_stored(0, c[j], 64);
-                _tile_stored(1, c[j + 1], 64);
-            }
-            // isum = sum_j scale_j * dot_j and msum = sum_j min_j * bsum_j: the integers packed_avx512.cpp forms,
-            // then its two float steps.
-            const __m512 dw = _mm512_load_ps(w.d), dm = _mm512_load_ps(w.dmin);
-            #pragma GCC unroll 2
-            for (int t = 0; t < 16; ++t) {
-                __m512i isum = _mm512_mullo_epi32(_mm512_load_si512(c[0][t]), _mm512_load_si512(w.sc[0]));
-                #pragma GCC unroll 7
-                for (int j = 1; j < 8; ++j)
-                    isum = _mm512_add_epi32(isum, _mm512_mullo_epi32(_mm512_load_si512(c[j][t]), _mm512_load_si512(w.sc[j])));
-                __m512i msum = _mm512_setzero_si512();
-                #pragma GCC unroll 4
-                for (int i = 0; i < 4; ++i)
-                    msum = _mm512_dpwssd_epi32(msum, _mm512_load_si512(w.mn[i]), _mm512_set1_epi32(aux[t * nb + b].bs[i]));
-                const __m512 da = _mm512_set1_ps(aux[t * nb + b].d);
-                acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(dw, da), acc[t]);
-                acc[t] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(msum), _mm512_mul_ps(dm, da), acc[t]);
-            }
-        }
-        #pragma GCC unroll 16
-        for (int t = 0; t < 16; ++t) _mm512_mask_storeu_ps(out + t * stride, store, acc[t]);
-    }
 };
 
-// Q6_K: 16 sub-blocks of 16 quants, so one tile op per sub-block through tmm6 / tmm7 (K = 16 bytes); the quants
-// as q - 32 and the rows' int8 scales sign-extended to int32 per sub-block.
-struct alignas(64) UnpackedQ6K {
-    int8_t q[16][4 * 64];
-    int32_t sc[16][16];
-    float d[16];
-};
-
-template <typename G>
-struct AmxQ6K {
-    using Group = G;
-    using Act = block_q8_K;
-    using Unpacked = UnpackedQ6K;
-    using Aux = float;  // d_a
-    static constexpr int64_t kQK = 256;
-
-    // Quant word j of half h (packed.h): runs m = 0..3 of 4 elements at 128h + 32m + 4j, i.e. B row j % 4 of
-    // sub-block 8h + 2m + j / 4: low nibbles of ql word 16h + j (m = 0) and 16h + 8 + j (m = 1), their high
-    // nibbles (m = 2, 3), bits 2m, 2m + 1 of qh word 8h + j.
-    static void unpack(const G& g0, const G& g1, Unpacked& u) {
+// Q6_K quants as q - 32 (times an int8 scale: |hi| <= 64). Quant word j of half h (packed.h): runs m = 0..3 of 4
+// elements at 128h + 32m + 4j, i.e. B row j % 4 of sub-block 8h + 2m + j / 4 (its 4 rows at 256 (8h + 2m + j/4)):
+// low nibbles of ql word 16h + j (m = 0) and 16h + 8 + j (m = 1), their high nibbles (m = 2, 3), bits 2m, 2m + 1
+// of qh word 8h + j.
+struct Q6Quants {
+    using Group = block_q6_Kx8;
+    static constexpr int kShift = 6;
+    static constexpr bool kMin = false;
+    static constexpr int kRowsPerSub = 4;
+    static void quants(const Group& g0, const Group& g1, int8_t* flat, __m512i (&scale)[16], UnpackedK&) {
         const __m512i m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30), k32 = _mm512_set1_epi8(32);
         for (int h = 0; h < 2; ++h)
             for (int j = 0; j < 8; ++j) {
@@ -302,56 +255,109 @@ struct AmxQ6K {
                     or_and(_mm512_and_si512(_mm512_srli_epi16(l1, 4), m4), qh, m30),
                     or_and(_mm512_and_si512(_mm512_srli_epi16(l2, 4), m4), _mm512_srli_epi16(qh, 2), m30)};
                 for (int m = 0; m < 4; ++m)
-                    _mm512_store_si512(u.q[8 * h + 2 * m + j / 4] + 64 * (j % 4), _mm512_sub_epi8(v[m], k32));
+                    _mm512_store_si512(flat + 256 * (8 * h + 2 * m + j / 4) + 64 * (j % 4), _mm512_sub_epi8(v[m], k32));
             }
         for (int i = 0; i < 16; ++i)
-            _mm512_store_si512(u.sc[i], _mm512_srai_epi32(shuffle_by(load2(g0.sc + 32 * (i / 4), g1.sc + 32 * (i / 4)),
-                                                                     kPick.s32[i % 4]), 24));
+            scale[i] = _mm512_srai_epi32(shuffle_by(load2(g0.sc + 32 * (i / 4), g1.sc + 32 * (i / 4)), kPick.s32[i % 4]), 24);
+    }
+};
+
+// One super-block's products into C tiles CH and CL through A tile TA (tile numbers are spliced into the
+// instructions' text, so they must be literals: hence a macro).
+#define GEMMA_AMX_SUPERBLOCK(CH, CL, TA, act, w)                  \
+    do {                                                          \
+        _tile_zero(CH);                                           \
+        _tile_zero(CL);                                           \
+        for (int p = 0; p < 4; ++p) {                             \
+            _tile_loadd(TA, (act) + 64 * p, arb);                 \
+            _tile_loadd(6, (w).hi + 1024 * p, 64);                \
+            _tile_dpbssd(CH, TA, 6);                              \
+            _tile_loadd(7, (w).lo + 1024 * p, 64);                \
+            _tile_dpbssd(CL, TA, 7);                              \
+        }                                                         \
+    } while (0)
+
+template <typename Q>
+struct AmxK {
+    using Group = typename Q::Group;
+    using Act = block_q8_K;
+    using Unpacked = UnpackedK;
+    using Aux = AuxK;
+    static constexpr int64_t kQK = 256;
+    static constexpr int kConfig = kCfg64;
+
+    static void unpack(const Group& g0, const Group& g1, Unpacked& u) {
+        alignas(64) int8_t flat[4096];
+        __m512i scale[16];
+        Q::quants(g0, g1, flat, scale, u);
+        // Flat's B row r (elements 4r.. of the 16 rows) is already where tile r / 16 wants it.
+        for (int r = 0; r < 64; ++r)
+            scale_split<Q::kShift>(_mm512_load_si512(flat + 64 * r), scale[r / Q::kRowsPerSub], u.hi + 64 * r, u.lo + 64 * r);
         _mm512_store_ps(u.d, fp16x16(g0.d, g1.d));
     }
 
     static void prepare(const Act* a, int64_t nb, Aux* aux) {
-        for (int64_t b = 0; b < nb; ++b) aux[b] = a[b].d;
+        for (int64_t b = 0; b < nb; ++b) {
+            aux[b].d = a[b].d;
+            if constexpr (Q::kMin)
+                for (int i = 0; i < 4; ++i) {
+                    const int lo = a[b].bsums[4 * i] + a[b].bsums[4 * i + 1];
+                    const int hi = a[b].bsums[4 * i + 2] + a[b].bsums[4 * i + 3];
+                    aux[b].bs[i] = static_cast<int32_t>((static_cast<uint32_t>(hi) << 16) | static_cast<uint16_t>(lo));
+                }
+        }
+    }
+
+    // isum = 2^S * C_hi + C_lo (and msum = sum_j min_j * bsum_j for Q4_K / Q5_K), then packed_avx512.cpp's float steps.
+    GEMMA_ALWAYS_INLINE static void combine(const Unpacked& w, const int32_t (&c)[2][16][16], const Aux* aux, int64_t nb,
+                                            int64_t b, __m512 (&acc)[16]) {
+        const __m512 dw = _mm512_load_ps(w.d);
+        #pragma GCC unroll 16
+        for (int t = 0; t < 16; ++t) {
+            const __m512i isum = _mm512_add_epi32(_mm512_slli_epi32(_mm512_load_si512(c[0][t]), Q::kShift),
+                                                  _mm512_load_si512(c[1][t]));
+            const __m512 da = _mm512_set1_ps(aux[t * nb + b].d);
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(dw, da), acc[t]);
+            if constexpr (Q::kMin) {
+                __m512i msum = _mm512_setzero_si512();
+                #pragma GCC unroll 4
+                for (int i = 0; i < 4; ++i)
+                    msum = _mm512_dpwssd_epi32(msum, _mm512_load_si512(w.mn[i]), _mm512_set1_epi32(aux[t * nb + b].bs[i]));
+                acc[t] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(msum), _mm512_mul_ps(_mm512_load_ps(w.dmin), da), acc[t]);
+            }
+        }
     }
 
     static void tile(int64_t nb, const Unpacked* u, const uint8_t* a, size_t arb, const Aux* aux, float* out,
                      int64_t stride, __mmask16 store) {
         constexpr size_t qs_at = offsetof(Act, qs);
-        alignas(64) int32_t c[16][16][16];
+        alignas(64) int32_t c[2][2][16][16];
         __m512 acc[16];
         #pragma GCC unroll 16
         for (int t = 0; t < 16; ++t) acc[t] = _mm512_setzero_ps();
-        for (int64_t b = 0; b < nb; ++b) {
-            const Unpacked& w = u[b];
-            const uint8_t* ab = a + b * sizeof(Act) + qs_at;
-            #pragma GCC unroll 8
-            for (int i = 0; i < 16; i += 2) {
-                _tile_zero(0);
-                _tile_loadd(6, ab + 16 * i, arb);
-                _tile_loadd(7, w.q[i], 64);
-                _tile_dpbssd(0, 6, 7);
-                _tile_zero(1);
-                _tile_loadd(6, ab + 16 * (i + 1), arb);
-                _tile_loadd(7, w.q[i + 1], 64);
-                _tile_dpbssd(1, 6, 7);
-                _tile_stored(0, c[i], 64);
-                _tile_stored(1, c[i + 1], 64);
-            }
-            // isum = sum_i scale_i * dot_i, the integer packed_avx512.cpp forms, then its float step.
-            const __m512 dw = _mm512_load_ps(w.d);
-            #pragma GCC unroll 2
-            for (int t = 0; t < 16; ++t) {
-                __m512i isum = _mm512_mullo_epi32(_mm512_load_si512(c[0][t]), _mm512_load_si512(w.sc[0]));
-                #pragma GCC unroll 15
-                for (int i = 1; i < 16; ++i)
-                    isum = _mm512_add_epi32(isum, _mm512_mullo_epi32(_mm512_load_si512(c[i][t]), _mm512_load_si512(w.sc[i])));
-                acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(dw, _mm512_set1_ps(aux[t * nb + b])), acc[t]);
-            }
+        // Super-blocks in pairs through two sets of C tiles: the second's products queue before the first is read.
+        int64_t b = 0;
+        for (; b + 2 <= nb; b += 2) {
+            GEMMA_AMX_SUPERBLOCK(0, 1, 4, a + b * sizeof(Act) + qs_at, u[b]);
+            GEMMA_AMX_SUPERBLOCK(2, 3, 5, a + (b + 1) * sizeof(Act) + qs_at, u[b + 1]);
+            _tile_stored(0, c[0][0], 64);
+            _tile_stored(1, c[0][1], 64);
+            combine(u[b], c[0], aux, nb, b, acc);
+            _tile_stored(2, c[1][0], 64);
+            _tile_stored(3, c[1][1], 64);
+            combine(u[b + 1], c[1], aux, nb, b + 1, acc);
+        }
+        if (b < nb) {
+            GEMMA_AMX_SUPERBLOCK(0, 1, 4, a + b * sizeof(Act) + qs_at, u[b]);
+            _tile_stored(0, c[0][0], 64);
+            _tile_stored(1, c[0][1], 64);
+            combine(u[b], c[0], aux, nb, b, acc);
         }
         #pragma GCC unroll 16
         for (int t = 0; t < 16; ++t) _mm512_mask_storeu_ps(out + t * stride, store, acc[t]);
     }
 };
+#undef GEMMA_AMX_SUPERBLOCK
 
 // Activations of one token block stay in L2 while every group pair of the call runs over them.
 constexpr size_t kAmxActBlockBytes = 512 * 1024;
@@ -368,7 +374,7 @@ void gemm_amx(int64_t n, const void* W, size_t wrb, int64_t r0, int64_t r1, cons
              out + full * stride, stride);
     }
     if (full == 0) return;
-    ensure_tile_config();
+    ensure_tile_config(K::kConfig);
     using Group = typename K::Group;
     using Act = typename K::Act;
     const int64_t nb = n / K::kQK;
@@ -407,9 +413,9 @@ void install(KernelTable& t) {
 }  // namespace
 
 void fill_amx_packed(KernelTable& t) {
-    install<AmxK<block_q4_Kx8>, TypeId::Q4_K>(t);
-    install<AmxK<block_q5_Kx8>, TypeId::Q5_K>(t);
-    install<AmxQ6K<block_q6_Kx8>, TypeId::Q6_K>(t);
+    install<AmxK<K4Quants<block_q4_Kx8>>, TypeId::Q4_K>(t);
+    install<AmxK<K4Quants<block_q5_Kx8>>, TypeId::Q5_K>(t);
+    install<AmxK<Q6Quants>, TypeId::Q6_K>(t);
     install<Amx32<Unpack32<block_q4_0x8, block_q8_0, 8>>, TypeId::Q4_0>(t);
     install<Amx32<Unpack32<block_q8_0x8, block_q8_0, 0>>, TypeId::Q8_0>(t);
     install<Amx32<Unpack32<block_q4_1x8, block_q8_1, 0>>, TypeId::Q4_1>(t);
