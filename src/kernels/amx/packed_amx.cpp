@@ -25,10 +25,10 @@ constexpr int64_t kTileTokens = 16;
 // stores that fill a weight tile (or the configuration) below them: every such load follows this barrier.
 inline void memory_barrier() { __asm__ volatile("" ::: "memory"); }
 
-// Palette 1, two shapes. Both: tmm0..tmm3 C, 16 tokens x 16 rows of int32. kCfg32 (one 32-element block per op):
-// tmm2/tmm3 A, 16 tokens x 32 activation bytes; tmm4/tmm5 B, 8 x 64 bytes (the block's 32 quants of 16 rows, 4
-// consecutive elements per row side by side). kCfg64 (the super-block types, 64 elements per op): tmm4/tmm5 A,
-// tmm6/tmm7 B, all 16 x 64 bytes. Two of each so one block's product runs while the previous result is stored.
+// Palette 1, two shapes. Both: tmm0..tmm3 C, 16 tokens x 16 rows of int32; tmm4/tmm5 A, tmm6/tmm7 B. kCfg32 (one
+// 32-element block per op): A 16 tokens x 32 activation bytes, B 8 x 64 bytes (the block's 32 quants of 16 rows, 4
+// consecutive elements per row side by side). kCfg64 (the super-block types, 64 elements per op): all 16 x 64
+// bytes. Several C tiles so later blocks' products run while an earlier result is stored and combined.
 struct alignas(64) TileConfig {
     uint8_t palette = 1;
     uint8_t start_row = 0;
@@ -38,7 +38,7 @@ struct alignas(64) TileConfig {
 };
 constexpr int kCfg32 = 0, kCfg64 = 1;
 constexpr TileConfig kConfigs[2] = {
-    {1, 0, {}, {64, 64, 32, 32, 64, 64}, {16, 16, 16, 16, 8, 8}},
+    {1, 0, {}, {64, 64, 64, 64, 32, 32, 64, 64}, {16, 16, 16, 16, 16, 16, 8, 8}},
     {1, 0, {}, {64, 64, 64, 64, 64, 64, 64, 64}, {16, 16, 16, 16, 16, 16, 16, 16}},
 };
 
@@ -101,6 +101,16 @@ struct Aux32 {
     float s;
 };
 
+// One 32-element block's products into C tile TC through tiles TA, TB (tile numbers are spliced into the
+// instructions' text, so they must be literals: hence a macro).
+#define GEMMA_AMX_BLOCK(TC, TA, TB, blk)                              \
+    do {                                                              \
+        _tile_zero(TC);                                               \
+        _tile_loadd(TA, a + (blk) * sizeof(Act) + qs_at, arb);        \
+        _tile_loadd(TB, u[blk].q, 64);                                \
+        _tile_dpbssd(TC, TA, TB);                                     \
+    } while (0)
+
 template <typename U>
 struct Amx32 {
     using Group = typename U::Group;
@@ -136,31 +146,28 @@ struct Amx32 {
     static void tile(int64_t nb, const Unpacked* u, const uint8_t* a, size_t arb, const Aux* aux, float* out,
                      int64_t stride, __mmask16 store) {
         constexpr size_t qs_at = offsetof(Act, qs);
-        alignas(64) int32_t c[2][16][16];
+        alignas(64) int32_t c[4][16][16];
         __m512 acc[16];
         #pragma GCC unroll 16
         for (int t = 0; t < 16; ++t) acc[t] = _mm512_setzero_ps();
-        // Blocks in pairs through two tile sets: block b+1's product is queued before block b's result is read.
+        // Blocks in fours through four C tiles: the later blocks' products queue while the first result is read.
         int64_t b = 0;
-        for (; b + 2 <= nb; b += 2) {
-            _tile_zero(0);
-            _tile_loadd(2, a + b * sizeof(Act) + qs_at, arb);
-            _tile_loadd(4, u[b].q, 64);
-            _tile_dpbssd(0, 2, 4);
-            _tile_zero(1);
-            _tile_loadd(3, a + (b + 1) * sizeof(Act) + qs_at, arb);
-            _tile_loadd(5, u[b + 1].q, 64);
-            _tile_dpbssd(1, 3, 5);
+        for (; b + 4 <= nb; b += 4) {
+            GEMMA_AMX_BLOCK(0, 4, 6, b);
+            GEMMA_AMX_BLOCK(1, 5, 7, b + 1);
+            GEMMA_AMX_BLOCK(2, 4, 6, b + 2);
+            GEMMA_AMX_BLOCK(3, 5, 7, b + 3);
             _tile_stored(0, c[0], 64);
             combine(u[b], c[0], aux, nb, b, acc);
             _tile_stored(1, c[1], 64);
             combine(u[b + 1], c[1], aux, nb, b + 1, acc);
+            _tile_stored(2, c[2], 64);
+            combine(u[b + 2], c[2], aux, nb, b + 2, acc);
+            _tile_stored(3, c[3], 64);
+            combine(u[b + 3], c[3], aux, nb, b + 3, acc);
         }
-        if (b < nb) {
-            _tile_zero(0);
-            _tile_loadd(2, a + b * sizeof(Act) + qs_at, arb);
-            _tile_loadd(4, u[b].q, 64);
-            _tile_dpbssd(0, 2, 4);
+        for (; b < nb; ++b) {
+            GEMMA_AMX_BLOCK(0, 4, 6, b);
             _tile_stored(0, c[0], 64);
             combine(u[b], c[0], aux, nb, b, acc);
         }
@@ -168,6 +175,8 @@ struct Amx32 {
         for (int t = 0; t < 16; ++t) _mm512_mask_storeu_ps(out + t * stride, store, acc[t]);
     }
 };
+
+#undef GEMMA_AMX_BLOCK
 
 // The super-block types (Q4_K, Q5_K, Q6_K). Their sub-block scales are integers, so unpacking multiplies each quant
 // by its sub-block's scale, w = q * scale, and splits it as w = 2^S * hi + lo (lo in [0, 2^S), hi a signed byte).
