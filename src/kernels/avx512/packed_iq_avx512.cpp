@@ -33,10 +33,11 @@ struct PackedIQ4XS {
             const Group& G1 = g1[b];
             // Lane r: the sl word, and sh shifted left by 4 so bits 2j, 2j+1 land at 4 + 2j.
             const __m512i sl = load2(G0.sl, G1.sl);
-            const __m512i sh = _mm512_slli_epi32(
-                _mm512_cvtepu16_epi32(_mm256_inserti128_si256(_mm256_castsi128_si256(loadu128(G0.sh)), loadu128(G1.sh), 1)), 4);
+            const __m256i sh16 = _mm256_inserti128_si256(_mm256_castsi128_si256(loadu128(G0.sh)), loadu128(G1.sh), 1);
+            const __m512i sh = _mm512_slli_epi32(_mm512_cvtepu16_epi32(sh16), 4);
             auto scale = [&](int j) GEMMA_ALWAYS_INLINE {  // sub-block j's scale - 32, an int32 lane per row
-                return _mm512_sub_epi32(or_and(_mm512_and_si512(_mm512_srli_epi32(sl, 4 * j), m0f), _mm512_srli_epi32(sh, 2 * j), m30), k32);
+                const __m512i lo = _mm512_and_si512(_mm512_srli_epi32(sl, 4 * j), m0f);
+                return _mm512_sub_epi32(or_and(lo, _mm512_srli_epi32(sh, 2 * j), m30), k32);
             };
             __m512i isum[T];
             #pragma GCC unroll 8
