@@ -124,8 +124,9 @@ ours() {
   local load rss
   load=$(sed -n 's/^loaded in \([0-9.]*\) s.*/\1/p' "$err" | tail -1)
   rss=$(sed -n 's/^maxrss_kb=//p' "$err" | tail -1)
+  # The bench's own peak RSS leaves out its bandwidth test's buffer; /usr/bin/time's is the fallback.
   jq -r --arg load "${load:-0}" --arg rss "${rss:-0}" \
-    '"\(.pp.tokens_per_s) \(.tg.tokens_per_s) \($load) \(($rss|tonumber)/1024) \(if .read_bandwidth_gbs > 0 then .tg_read_gbs / .read_bandwidth_gbs else 0 end) \(.read_bandwidth_gbs) \(.weight_bytes)"' "$out"
+    '"\(.pp.tokens_per_s) \(.tg.tokens_per_s) \($load) \(if (.peak_rss_bytes // 0) > 0 then .peak_rss_bytes / 1048576 else ($rss|tonumber)/1024 end) \(if .read_bandwidth_gbs > 0 then .tg_read_gbs / .read_bandwidth_gbs else 0 end) \(.read_bandwidth_gbs) \(.weight_bytes)"' "$out"
   rm -f "$out" "$err"
 }
 
@@ -160,7 +161,7 @@ rows=()
 bw=0
 for t in $types; do
   f=$(file_for "$t")
-  gib=$(awk -v s="$(stat -c %s "$f")" 'BEGIN { printf "%.2f", s / 1073741824 }')
+  gib=$(awk -v s="$(stat -L -c %s "$f")" 'BEGIN { printf "%.2f", s / 1073741824 }')
   opp=0 otg=0 npp=0 ntg=0 lpp=0 ltg=0 load=999999 rss=0 frac=0 lrss=0
   for ((r = 1; r <= rounds; ++r)); do
     say "== $t round $r: ours"

@@ -46,6 +46,7 @@ void fill_avx2_packed(KernelTable& t);
 void fill_vnni_packed(KernelTable& t);
 void fill_avx512_packed(KernelTable& t);
 void fill_avx512_packed_lowk(KernelTable& t);  // Q3_K, Q2_K; called by fill_avx512_packed
+void fill_avx512_packed_iq(KernelTable& t);    // IQ4_XS; called by fill_avx512_packed
 void fill_avx512_float(KernelTable& t);
 void fill_amx_packed(KernelTable& t);  // over a copy of the avx512 table: its kernels serve short calls
 

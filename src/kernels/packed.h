@@ -3,6 +3,7 @@
 #include <cstdint>
 
 #include "quant/blocks.h"
+#include "quant/iq_tables.h"
 
 namespace gemma::kernels::detail {
 
@@ -42,6 +43,10 @@ struct block_q6_Kx8 { fp16_t d[8]; uint8_t sc[8 * QK_K / 16]; uint8_t qh[8 * QK_
 // Q3_K's 12 scale bytes are 3 words as Q4_K's; Q2_K's 16 scale bytes 4 words (byte c of word w: sub-block 4w+c).
 struct block_q3_Kx8 { fp16_t d[8]; uint8_t sc[8 * 12]; uint8_t hmask[8 * QK_K / 8]; uint8_t qs[8 * QK_K / 4]; };
 struct block_q2_Kx8 { fp16_t d[8]; fp16_t dmin[8]; uint8_t sc[8 * QK_K / 16]; uint8_t qs[8 * QK_K / 4]; };
+// IQ4_XS: row r's scales_h at sh[r] and its 4 scales_l bytes as the word at sl[4r], so sub-block j's 6-bit scale is
+// bits 4j..4j+3 of the sl word and 2j, 2j+1 of sh in every lane alike; qs interleaved by words as IQ4_NL's (word k:
+// sub-block k/4, low nibbles elements 32(k/4) + 4(k%4).., high nibbles 16 further; they index kvalues_iq4nl).
+struct block_iq4_xsx8 { fp16_t d[8]; uint16_t sh[8]; uint8_t sl[8 * QK_K / 64]; uint8_t qs[8 * QK_K / 2]; };
 #pragma pack(pop)
 static_assert(sizeof(block_q4_0x8) == 8 * sizeof(block_q4_0));
 static_assert(sizeof(block_q8_0x8) == 8 * sizeof(block_q8_0));
@@ -54,5 +59,15 @@ static_assert(sizeof(block_q5_Kx8) == 8 * sizeof(block_q5_K));
 static_assert(sizeof(block_q6_Kx8) == 8 * sizeof(block_q6_K));
 static_assert(sizeof(block_q3_Kx8) == 8 * sizeof(block_q3_K));
 static_assert(sizeof(block_q2_Kx8) == 8 * sizeof(block_q2_K));
+static_assert(sizeof(block_iq4_xsx8) == 8 * sizeof(block_iq4_xs));
+
+// kvalues_iq4nl with 128 added: every entry fits a byte unsigned, the operand vpdpbusd takes (IQ4_NL, IQ4_XS).
+struct BiasedIq4Values {
+    uint8_t v[16] = {};
+    constexpr BiasedIq4Values() {
+        for (int i = 0; i < 16; ++i) v[i] = static_cast<uint8_t>(kvalues_iq4nl[i] + 128);
+    }
+};
+inline constexpr BiasedIq4Values kIq4Biased{};
 
 }  // namespace gemma::kernels::detail

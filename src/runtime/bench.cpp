@@ -12,6 +12,8 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include <sys/resource.h>
+
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
@@ -24,6 +26,12 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+// Read before the bandwidth test allocates its buffer, so the figure is what the model and its tests took.
+uint64_t peak_rss_bytes() {
+    rusage u{};
+    return getrusage(RUSAGE_SELF, &u) == 0 ? static_cast<uint64_t>(u.ru_maxrss) * 1024 : 0;  // Linux: KiB
+}
 
 // Sum of 64-bit lanes over [p, p + n), n a multiple of 64: the result is kept so the loads cannot be
 // optimized away. Four independent accumulators keep several loads in flight; that, not the adds, streams.
@@ -178,6 +186,7 @@ BenchResult run_bench(const Model& model, const BenchParams& p) {
         }
         mean_sd(r.tg.samples, &r.tg.tokens_per_s, &r.tg.sd);
     }
+    r.peak_rss_bytes = peak_rss_bytes();
     if (p.bandwidth_bytes > 0) {
         r.read_bandwidth_gbs = measure_read_bandwidth(pool, p.bandwidth_bytes);
         char buf[96];
@@ -197,6 +206,7 @@ std::string BenchResult::to_json() const {
                      {"threads", threads},
                      {"depth", depth},
                      {"kv_bytes", kv_bytes},
+                     {"peak_rss_bytes", peak_rss_bytes},
                      {"pp", stat(pp)},
                      {"tg", stat(tg)},
                      {"read_bandwidth_gbs", read_bandwidth_gbs},
@@ -214,6 +224,11 @@ std::string BenchResult::to_table() const {
     const std::string deep = depth > 0 ? " (both tests start " + std::to_string(depth) + " tokens deep)" : "";
     std::snprintf(buf, sizeof buf, "KV cache    %.1f MiB%s\n", static_cast<double>(kv_bytes) / (1 << 20), deep.c_str());
     out += buf;
+    if (peak_rss_bytes > 0) {
+        std::snprintf(buf, sizeof buf, "peak RSS    %.2f GiB (weights, KV cache and buffers)\n",
+                      static_cast<double>(peak_rss_bytes) / (1 << 30));
+        out += buf;
+    }
     if (pp.n_tokens > 0) {
         const std::string name = "pp" + std::to_string(pp.n_tokens) + (depth > 0 ? "@d" + std::to_string(depth) : "");
         std::snprintf(buf, sizeof buf, "%-10s  %9.2f ± %.2f tokens/s\n", name.c_str(), pp.tokens_per_s, pp.sd);

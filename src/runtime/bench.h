@@ -42,6 +42,7 @@ struct BenchResult {
     uint64_t kv_bytes = 0;        // the KV cache the tests ran with (its size when full)
     BenchStat pp, tg;
     double read_bandwidth_gbs = 0;   // measured streaming read (GB/s = 1e9 bytes/s)
+    uint64_t peak_rss_bytes = 0;     // the process's peak RSS after the tests, before the bandwidth test's buffer
     double tg_read_gbs() const { return static_cast<double>(weight_bytes) * tg.tokens_per_s / 1e9; }
 
     std::string to_json() const;   // {"model","size_bytes","threads","pp":{...},"tg":{...},"read_bandwidth_gbs",...}

@@ -186,6 +186,9 @@ TEST(CliBench, JsonHasTheDocumentedFields) {
     EXPECT_GT(j["tg"]["tokens_per_s"].get<double>(), 0.0);
     EXPECT_GE(j["tg"]["sd"].get<double>(), 0.0);
     EXPECT_EQ(j["model"], "tiny-e2e.gguf");
+    // The process holds at least the weights it benchmarked, and far less than a bandwidth buffer it never made.
+    EXPECT_GE(j["peak_rss_bytes"].get<uint64_t>(), j["weight_bytes"].get<uint64_t>());
+    EXPECT_LT(j["peak_rss_bytes"].get<uint64_t>(), uint64_t{4} << 30);
     EXPECT_NE(test::run_gemma("bench " + tiny_model() + " -r 0", &out, &err), 0);
     EXPECT_NE(test::run_gemma("bench " + tiny_model() + " -p 0 -n 0", &out, &err), 0);
     EXPECT_NE(err.find("nothing to measure"), std::string::npos) << err;

@@ -75,13 +75,13 @@ TEST_P(LogitsGolden, MatchesLlamaCpp) {
 
 INSTANTIATE_TEST_SUITE_P(TinyGemma7b, LogitsGolden, testing::ValuesIn(logits_cases()), case_name);
 
-// Repacked weights (the default for Q4_0 / Q8_0 / Q4_K / Q5_K / Q3_K / Q2_K) against the plain layout of the same file. The
+// Repacked weights (the default for every type with a packed layout) against the plain layout of the same file. The
 // kernels agree to f32 rounding (tests/kernels/test_packed.cpp), but this random tiny model amplifies rounding
 // through its layers to ~1e-3 (plain Q8_0 equals llama.cpp bit for bit, repacked is 1.9e-3 away), so the model-level check
 // is the README's quantized tolerance; the golden tests above apply it to the repacked model against llama.cpp.
 TEST(LogitsRepacked, AgreesWithPlainLayout) {
     const auto tokens = read_ids(test::golden("tiny-7b/logits/tokens.txt"));
-    for (const char* type : {"Q4_0", "Q8_0", "Q4_K_M", "Q5_K_M", "Q3_K_M", "Q2_K"}) {
+    for (const char* type : {"Q4_0", "Q8_0", "Q4_K_M", "Q5_K_M", "Q3_K_M", "Q2_K", "IQ4_XS"}) {
         const std::string path = test::golden(std::string("tiny-7b/q/tiny-7b-") + type + ".gguf");
         const auto packed = Model::load(path);
         const auto plain = Model::load(path, LoadOptions{.repack = false});

@@ -144,11 +144,11 @@ TEST_P(Packed, IsPackable) {
 INSTANTIATE_TEST_SUITE_P(Types, Packed,
                          ::testing::Values(TypeId::Q4_0, TypeId::Q8_0, TypeId::Q4_1, TypeId::Q5_0, TypeId::Q5_1,
                                            TypeId::IQ4_NL, TypeId::Q4_K, TypeId::Q5_K, TypeId::Q6_K, TypeId::Q3_K,
-                                           TypeId::Q2_K),
+                                           TypeId::Q2_K, TypeId::IQ4_XS),
                          [](const auto& i) { return std::string(type_name(i.param)); });
 
 TEST(PackedLayout, OnlyWhereAKernelExists) {
-    for (TypeId t : {TypeId::F32, TypeId::F16, TypeId::IQ4_XS, TypeId::IQ3_S})
+    for (TypeId t : {TypeId::F32, TypeId::F16, TypeId::IQ2_S, TypeId::IQ2_XXS})
         EXPECT_FALSE(packable(t, 4096)) << type_name(t);
 }
 

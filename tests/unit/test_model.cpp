@@ -132,7 +132,7 @@ TEST(Model, RepackTakesWholeGroupsOfPackableTypes) {
     EXPECT_EQ(w.repack(), 0u);
     EXPECT_FALSE(w.output.packed);
     EXPECT_EQ(w.output.data, rows.data());
-    w.output = ops::Matrix{TypeId::IQ4_XS, 256, 8, rows.data(), row_size(TypeId::IQ4_XS, 256), false};  // no layout
+    w.output = ops::Matrix{TypeId::IQ2_S, 256, 8, rows.data(), row_size(TypeId::IQ2_S, 256), false};  // no layout
     EXPECT_EQ(w.repack(), 0u);
     const ops::Matrix plain{TypeId::Q8_0, n, 16, rows.data(), rb, false};
     w.output = plain;

@@ -4,7 +4,6 @@
 // so the results are Ref's bits whether a group runs paired or alone (an odd group count's last group, or a call
 // that starts mid-pair: pairs are counted from r0, and pairing never changes a lane's arithmetic).
 #include "kernels/avx512/packed_common.h"  // first: it includes <immintrin.h>
-#include "quant/iq_tables.h"
 
 namespace gemma::kernels::detail {
 namespace {
@@ -36,15 +35,6 @@ void neg_offsets(const block_q8_0* a, int64_t nb, int32_t* s, int64_t stride, in
         s[b * stride] = -sum * (1 << shift);
     }
 }
-
-// IQ4_NL's code book with 128 added to every entry (all of them fit a byte unsigned).
-struct BiasedIq4Table {
-    uint8_t v[16] = {};
-    constexpr BiasedIq4Table() {
-        for (int i = 0; i < 16; ++i) v[i] = static_cast<uint8_t>(kvalues_iq4nl[i] + 128);
-    }
-};
-constexpr BiasedIq4Table kIq4Biased{};
 
 // The 32-element types. dots<T> adds each block's unsigned-quant x activation dots to i32 (a lane per row).
 // Q4_0 / Q4_1 / Q5_0 / Q5_1: nibbles, the fifth bit ORed in from the rearranged high-bit word (packed.h);
@@ -163,18 +153,9 @@ struct PackedK {
     using Act = block_q8_K;
     static constexpr int64_t kQK = 256;
     static constexpr int64_t kGroups = 2;
-    static constexpr int kAux = 5;   // per token and super-block: d_a as float bits, the sums of sub-blocks (2i, 2i+1)
+    static constexpr int kAux = 5;   // prepare_sub_pairs
     static constexpr int kMaxT = 8;  // 4T live vectors per token: a few spills, still ahead of 4 and 6 (pp +15-25%)
-    static void prepare(const Act* a, int64_t nb, int32_t* aux) {
-        for (int64_t b = 0; b < nb; ++b) {
-            aux[5 * b] = bits_from_f32(a[b].d);
-            for (int i = 0; i < 4; ++i) {
-                const int lo = a[b].bsums[4 * i] + a[b].bsums[4 * i + 1];
-                const int hi = a[b].bsums[4 * i + 2] + a[b].bsums[4 * i + 3];
-                aux[5 * b + 1 + i] = static_cast<int32_t>((static_cast<uint32_t>(hi) << 16) | static_cast<uint16_t>(lo));
-            }
-        }
-    }
+    static void prepare(const Act* a, int64_t nb, int32_t* aux) { prepare_sub_pairs(a, nb, aux); }
 
     template <int T>
     static void tile(int64_t nb, const Group* g0, int64_t groups, const Act* const* a, const int32_t* const* aux,
@@ -355,6 +336,7 @@ void fill_avx512_packed(KernelTable& t) {
     t.gemm_packed[idx(TypeId::Q5_K)] = gemm_packed_tiled<PackedK<block_q5_Kx8>>;
     t.gemm_packed[idx(TypeId::Q6_K)] = gemm_packed_tiled<PackedQ6K>;
     fill_avx512_packed_lowk(t);
+    fill_avx512_packed_iq(t);
 }
 
 }  // namespace gemma::kernels::detail

@@ -1,5 +1,5 @@
-// Helpers shared by the AVX-512 packed-kernel TUs (packed_avx512.cpp, packed_lowk_avx512.cpp): group pairing,
-// byte-pick masks, the Q8_K block-sum pairs. Internal linkage, as avx512_common.h.
+// Helpers shared by the AVX-512 packed-kernel TUs (packed_avx512.cpp, packed_lowk_avx512.cpp, packed_iq_avx512.cpp):
+// group pairing, byte-pick masks, the Q8_K block-sum pairs. Internal linkage, as avx512_common.h.
 #pragma once
 #include "kernels/avx512/avx512_common.h"  // first: it includes <immintrin.h>
 #include "kernels/kernels_internal.h"
@@ -70,6 +70,19 @@ inline void prepare_bsum_pairs(const block_q8_K* a, int64_t nb, int32_t* aux) {
             const int16_t* bs = a[b].bsums + 4 * w;
             aux[9 * b + 1 + 2 * w] = pair(bs[0], bs[2]);
             aux[9 * b + 2 + 2 * w] = pair(bs[1], bs[3]);
+        }
+    }
+}
+
+// Per token and Q8_K super-block, 5 int32: d_a as float bits, then the activation sums of the 32-element sub-blocks
+// (2i, 2i+1), i < 4, as int16 pairs: one vpdpwssd by a vector of (scale 2i, scale 2i+1) pairs takes two sub-blocks.
+inline void prepare_sub_pairs(const block_q8_K* a, int64_t nb, int32_t* aux) {
+    for (int64_t b = 0; b < nb; ++b) {
+        aux[5 * b] = bits_from_f32(a[b].d);
+        for (int i = 0; i < 4; ++i) {
+            const int lo = a[b].bsums[4 * i] + a[b].bsums[4 * i + 1];
+            const int hi = a[b].bsums[4 * i + 2] + a[b].bsums[4 * i + 3];
+            aux[5 * b + 1 + i] = static_cast<int32_t>((static_cast<uint32_t>(hi) << 16) | static_cast<uint16_t>(lo));
         }
     }
 }

@@ -66,7 +66,7 @@ HmaskBytes q3_hmask_permuted(const uint8_t (&hmask)[QK_K / 8]) {
 }
 
 // The super-block types: d (and dmin) per row, then every byte array word-interleaved (Q4_K/Q5_K/Q3_K: 3 scale
-// words; Q6_K/Q2_K: 4), with Q6_K's and Q3_K's arrays renamed to the group's fields.
+// words; Q6_K/Q2_K: 4; IQ4_XS: 1, its scales_h beside it), with Q6_K's and Q3_K's arrays renamed to the group's fields.
 template <typename Group, typename Block>
 void pack_k(int64_t n, const void* src, size_t row_bytes, void* dst) {
     auto* g = static_cast<Group*>(dst);
@@ -78,9 +78,14 @@ void pack_k(int64_t n, const void* src, size_t row_bytes, void* dst) {
             std::memcpy(&in, s + static_cast<size_t>(r) * row_bytes + static_cast<size_t>(b) * sizeof in, sizeof in);
             out.d[r] = in.d;
             if constexpr (requires { in.dmin; }) out.dmin[r] = in.dmin;
-            uint8_t sc[sizeof in.scales];
-            std::memcpy(sc, in.scales, sizeof sc);  // Q6_K's are int8
-            put_words(out.sc, sc, r);
+            if constexpr (requires { in.scales_l; }) {
+                out.sh[r] = in.scales_h;
+                put_words(out.sl, in.scales_l, r);
+            } else {
+                uint8_t sc[sizeof in.scales];
+                std::memcpy(sc, in.scales, sizeof sc);  // Q6_K's are int8
+                put_words(out.sc, sc, r);
+            }
             if constexpr (requires { in.ql; }) put_words(out.ql, in.ql, r);
             if constexpr (requires { in.qs; }) put_words(out.qs, in.qs, r);
             if constexpr (requires { in.qh; }) put_words(out.qh, in.qh, r);
@@ -218,6 +223,25 @@ float step_q2_k(const block_q2_Kx8& g, int r, const block_q8_K& a, float acc) {
     return std::fma(-static_cast<float>(msum), fp16_to_fp32(g.dmin[r]) * a.d, acc);
 }
 
+// IQ4_XS, one super-block: acc = fma(isum, d * d_a, acc), isum = sum_j (scale_j - 32) * (sum over sub-block j of
+// kvalues_iq4nl[q] * a), scale_j 6-bit: bits 4j..4j+3 of the row's sl word, top 2 bits from bits 2j, 2j+1 of sh.
+float step_iq4_xs(const block_iq4_xsx8& g, int r, const block_q8_K& a, float acc) {
+    uint32_t sl = 0;
+    std::memcpy(&sl, &g.sl[4 * r], 4);
+    const uint32_t sh = g.sh[r];
+    int32_t isum = 0;
+    for (int j = 0; j < QK_K / 32; ++j) {
+        const int ls = static_cast<int>(((sl >> (4 * j)) & 0xF) | ((sh >> (2 * j)) & 3) << 4);
+        int32_t dot = 0;
+        for (int i = 0; i < 32; ++i) {
+            const int q = row_byte(g.qs, r, 16 * j + i % 16);
+            dot += kvalues_iq4nl[i < 16 ? q & 0xF : q >> 4] * a.qs[32 * j + i];
+        }
+        isum += (ls - 32) * dot;
+    }
+    return std::fma(static_cast<float>(isum), fp16_to_fp32(g.d[r]) * a.d, acc);
+}
+
 // Every (row, token): acc = 0, then Step over the blocks in order.
 template <typename Group, typename Act, int QK, float (*Step)(const Group&, int, const Act&, float)>
 void gemm_packed_ref(int64_t n, const void* W, size_t wrb, int64_t r0, int64_t r1, const void* act, size_t arb,
@@ -261,6 +285,8 @@ void fill_ref_packed(KernelTable& t) {
     t.gemm_packed[idx(TypeId::Q3_K)] = gemm_packed_ref<block_q3_Kx8, block_q8_K, QK_K, step_q3_k>;
     t.pack[idx(TypeId::Q2_K)] = pack_k<block_q2_Kx8, block_q2_K>;
     t.gemm_packed[idx(TypeId::Q2_K)] = gemm_packed_ref<block_q2_Kx8, block_q8_K, QK_K, step_q2_k>;
+    t.pack[idx(TypeId::IQ4_XS)] = pack_k<block_iq4_xsx8, block_iq4_xs>;
+    t.gemm_packed[idx(TypeId::IQ4_XS)] = gemm_packed_ref<block_iq4_xsx8, block_q8_K, QK_K, step_iq4_xs>;
 }
 
 }  // namespace gemma::kernels::detail
