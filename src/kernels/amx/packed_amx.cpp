@@ -178,7 +178,7 @@ struct Amx32 {
 
 #undef GEMMA_AMX_BLOCK
 
-// The super-block types (Q4_K, Q5_K, Q6_K). Their sub-block scales are integers, so unpacking multiplies each quant
+// The super-block types (Q4_K, Q5_K, Q6_K, IQ4_XS). Their sub-block scales are integers, so unpacking multiplies each quant
 // by its sub-block's scale, w = q * scale, and splits it as w = 2^S * hi + lo (lo in [0, 2^S), hi a signed byte).
 // Two C tiles then sum hi . a and lo . a over the whole super-block, 64 elements per op, and 2^S * C_hi + C_lo is
 // exactly the reference's isum = sum_j scale_j * (q . a over sub-block j): no per-sub-block store or multiply.
@@ -268,6 +268,33 @@ struct Q6Quants {
             }
         for (int i = 0; i < 16; ++i)
             scale[i] = _mm512_srai_epi32(shuffle_by(load2(g0.sc + 32 * (i / 4), g1.sc + 32 * (i / 4)), kPick.s32[i % 4]), 24);
+    }
+};
+
+// IQ4_XS quants as their code book values (-127..113, times a 6-bit scale - 32: |hi| <= 64). qs word 4j + k holds
+// elements 4k.. (low nibbles) and 16 + 4k.. (high) of sub-block j: B rows k and 4 + k of it. Scale j of a row: bits
+// 4j..4j+3 of its sl word, the top 2 bits from bits 2j, 2j+1 of its sh.
+struct Iq4XsQuants {
+    using Group = block_iq4_xsx8;
+    static constexpr int kShift = 6;
+    static constexpr bool kMin = false;
+    static constexpr int kRowsPerSub = 8;
+    static void quants(const Group& g0, const Group& g1, int8_t* flat, __m512i (&scale)[16], UnpackedK&) {
+        const __m512i m4 = _mm512_set1_epi8(0x0F), table = _mm512_broadcast_i32x4(loadu128(kvalues_iq4nl));
+        for (int j = 0; j < 8; ++j)
+            for (int k = 0; k < 4; ++k) {
+                const __m512i raw = load2(g0.qs + 32 * (4 * j + k), g1.qs + 32 * (4 * j + k));
+                _mm512_store_si512(flat + 512 * j + 64 * k, _mm512_shuffle_epi8(table, _mm512_and_si512(raw, m4)));
+                _mm512_store_si512(flat + 512 * j + 64 * (4 + k),
+                                   _mm512_shuffle_epi8(table, _mm512_and_si512(_mm512_srli_epi16(raw, 4), m4)));
+            }
+        const __m512i sl = load2(g0.sl, g1.sl);
+        const __m512i sh = _mm512_cvtepu16_epi32(_mm256_inserti128_si256(_mm256_castsi128_si256(loadu128(g0.sh)), loadu128(g1.sh), 1));
+        for (int j = 0; j < 8; ++j) {
+            const __m512i lo = _mm512_and_si512(_mm512_srl_epi32(sl, _mm_cvtsi32_si128(4 * j)), _mm512_set1_epi32(0xF));
+            const __m512i hi = _mm512_and_si512(_mm512_srl_epi32(sh, _mm_cvtsi32_si128(2 * j)), _mm512_set1_epi32(3));
+            scale[j] = _mm512_sub_epi32(_mm512_or_si512(lo, _mm512_slli_epi32(hi, 4)), _mm512_set1_epi32(32));
+        }
     }
 };
 
@@ -425,6 +452,7 @@ void fill_amx_packed(KernelTable& t) {
     install<AmxK<K4Quants<block_q4_Kx8>>, TypeId::Q4_K>(t);
     install<AmxK<K4Quants<block_q5_Kx8>>, TypeId::Q5_K>(t);
     install<AmxK<Q6Quants>, TypeId::Q6_K>(t);
+    install<AmxK<Iq4XsQuants>, TypeId::IQ4_XS>(t);
     install<Amx32<Unpack32<block_q4_0x8, block_q8_0, 8>>, TypeId::Q4_0>(t);
     install<Amx32<Unpack32<block_q8_0x8, block_q8_0, 0>>, TypeId::Q8_0>(t);
     install<Amx32<Unpack32<block_q4_1x8, block_q8_1, 0>>, TypeId::Q4_1>(t);
