@@ -194,6 +194,16 @@ TEST(CliBench, JsonHasTheDocumentedFields) {
     EXPECT_NE(err.find("nothing to measure"), std::string::npos) << err;
 }
 
+TEST(CliBench, AnUnknownIsaIsAClearError) {
+    std::string out, err;
+    // The child inherits the variable; the kernel tables read it once per process.
+    ASSERT_EQ(setenv("GEMMA_ISA", "bogus", 1), 0);
+    const int rc = test::run_gemma("bench " + tiny_model() + " -p 4 -n 1 -r 1 -t 1 --no-bandwidth", &out, &err);
+    unsetenv("GEMMA_ISA");
+    EXPECT_NE(rc, 0);
+    EXPECT_NE(err.find("GEMMA_ISA=bogus: unknown ISA"), std::string::npos) << err;
+}
+
 TEST(CliBench, NoRepackRunsTheInPlaceLayout) {
     std::string out, err;
     const std::string q4 = test::golden("tiny-7b/q/tiny-7b-Q4_0.gguf");
