@@ -171,8 +171,7 @@ struct Amx32 {
             _tile_stored(0, c[0], 64);
             combine(u[b], c[0], aux, nb, b, acc);
         }
-        #pragma GCC unroll 16
-        for (int t = 0; t < 16; ++t) _mm512_mask_storeu_ps(out + t * stride, store, acc[t]);
+        store_tile(out, stride, store, acc);
     }
 };
 
@@ -389,8 +388,7 @@ struct AmxK {
             _tile_stored(1, c[0][1], 64);
             combine(u[b], c[0], aux, nb, b, acc);
         }
-        #pragma GCC unroll 16
-        for (int t = 0; t < 16; ++t) _mm512_mask_storeu_ps(out + t * stride, store, acc[t]);
+        store_tile(out, stride, store, acc);
     }
 };
 #undef GEMMA_AMX_SUPERBLOCK

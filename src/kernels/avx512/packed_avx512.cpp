@@ -135,8 +135,7 @@ struct Packed32 {
                 for (int t = 0; t < T; ++t) acc[t] = _mm512_fmadd_ps(mw, bcast_f32(&aux[t][2 * b + 1]), acc[t]);
             }
         }
-        #pragma GCC unroll 8
-        for (int t = 0; t < T; ++t) _mm512_mask_storeu_ps(out + t * stride, store, acc[t]);
+        store_tile(out, stride, store, acc);
     }
 };
 
@@ -223,8 +222,7 @@ struct PackedK {
                 acc[t] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(msum[t]), _mm512_mul_ps(dm, da), acc[t]);
             }
         }
-        #pragma GCC unroll 8
-        for (int t = 0; t < T; ++t) _mm512_mask_storeu_ps(out + t * stride, store, acc[t]);
+        store_tile(out, stride, store, acc);
     }
 };
 
@@ -314,12 +312,9 @@ struct PackedQ6K {
                 }
             }
             const __m512 dw = fp16x16(G0.d, G1.d);
-            #pragma GCC unroll 8
-            for (int t = 0; t < T; ++t)
-                acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[t]), _mm512_mul_ps(dw, bcast_f32(&aux[t][9 * b])), acc[t]);
+            superblock_fma(acc, isum, dw, aux, 9 * b);
         }
-        #pragma GCC unroll 8
-        for (int t = 0; t < T; ++t) _mm512_mask_storeu_ps(out + t * stride, store, acc[t]);
+        store_tile(out, stride, store, acc);
     }
 };
 

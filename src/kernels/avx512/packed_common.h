@@ -87,5 +87,22 @@ inline void prepare_sub_pairs(const block_q8_K* a, int64_t nb, int32_t* aux) {
     }
 }
 
+// The super-block's float step, the same for every K-type tile: acc = fma(float(isum), d_w * d_a, acc), with d_a the
+// token's float bits at aux[t][off]. One definition keeps every tile's rounding order identical.
+template <int T>
+GEMMA_ALWAYS_INLINE inline void superblock_fma(__m512 (&acc)[T], const __m512i (&isum)[T], __m512 dw, const int32_t* const* aux,
+                                               int64_t off) {
+    #pragma GCC unroll 16
+    for (int t = 0; t < T; ++t)
+        acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[t]), _mm512_mul_ps(dw, bcast_f32(&aux[t][off])), acc[t]);
+}
+
+// A tile's results: one row of 8 or 16 outputs per token (the store mask drops a missing second group).
+template <int T>
+GEMMA_ALWAYS_INLINE inline void store_tile(float* out, int64_t stride, __mmask16 store, const __m512 (&acc)[T]) {
+    #pragma GCC unroll 16
+    for (int t = 0; t < T; ++t) _mm512_mask_storeu_ps(out + t * stride, store, acc[t]);
+}
+
 }  // namespace
 }  // namespace gemma::kernels::detail

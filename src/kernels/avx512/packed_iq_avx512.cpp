@@ -70,12 +70,9 @@ struct PackedIQ4XS {
                 for (int t = 0; t < T; ++t) isum[t] = _mm512_add_epi32(isum[t], _mm512_mullo_epi32(dot[t], s));
             }
             const __m512 dw = fp16x16(G0.d, G1.d);
-            #pragma GCC unroll 8
-            for (int t = 0; t < T; ++t)
-                acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[t]), _mm512_mul_ps(dw, bcast_f32(&aux[t][5 * b])), acc[t]);
+            superblock_fma(acc, isum, dw, aux, 5 * b);
         }
-        #pragma GCC unroll 8
-        for (int t = 0; t < T; ++t) _mm512_mask_storeu_ps(out + t * stride, store, acc[t]);
+        store_tile(out, stride, store, acc);
     }
 };
 

@@ -121,9 +121,7 @@ struct PackedLowK {
             }
             const __m512 dw = fp16x16(G0.d, G1.d);
             if constexpr (kQ3) {
-                #pragma GCC unroll 8
-                for (int t = 0; t < T; ++t)
-                    acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[t]), _mm512_mul_ps(dw, bcast_f32(&aux[t][9 * b])), acc[t]);
+                superblock_fma(acc, isum, dw, aux, 9 * b);
             } else {
                 __m512i mn[4];
                 #pragma GCC unroll 4
@@ -139,8 +137,7 @@ struct PackedLowK {
                 }
             }
         }
-        #pragma GCC unroll 8
-        for (int t = 0; t < T; ++t) _mm512_mask_storeu_ps(out + t * stride, store, acc[t]);
+        store_tile(out, stride, store, acc);
     }
 };
 
