@@ -32,6 +32,19 @@ bool cpu_has_avx512() {
            __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
 }
 
+// AVX512-BF16 (CPUID leaf 7 subleaf 1, EAX bit 5): a feature within the AVX-512 level, not a level of its own,
+// because its kernel gives the same bits as the plain AVX-512 one.
+bool cpu_has_avx512bf16() {
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    return cpu_has_avx512() && __get_cpuid_count(7, 1, &a, &b, &c, &d) != 0 && (a & (1u << 5)) != 0;
+}
+
+// AVX512-VBMI (CPUID leaf 7, ECX bit 1): byte permutes and multishift, for the IQ3 grid decoders.
+bool cpu_has_avx512vbmi() {
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    return cpu_has_avx512() && __get_cpuid_count(7, 0, &a, &b, &c, &d) != 0 && (c & (1u << 1)) != 0;
+}
+
 // The AMX level: AMX-TILE and AMX-INT8 (CPUID leaf 7 EDX bits 24, 25) on the AVX-512 level, and Linux's leave to use
 // the tile data state, which it grants per process on request (arch_prctl ARCH_REQ_XCOMP_PERM for XTILEDATA); a
 // tile instruction without it is killed with SIGILL. Asked once; a refusal (an old kernel, a VM) means no AMX.
@@ -76,6 +89,8 @@ struct Tables {
         if (cpu_has_avx512()) {
             detail::fill_avx512_packed(avx512);
             detail::fill_avx512_float(avx512);
+            if (cpu_has_avx512bf16()) detail::fill_avx512bf16_float(avx512);
+            if (cpu_has_avx512vbmi()) detail::fill_avx512vbmi_iq3(avx512);
         }
         amx = avx512;
         if (cpu_has_amx()) detail::fill_amx_packed(amx);
@@ -159,6 +174,8 @@ detail::KernelTable& detail::table_for_tests(Isa isa) {
     }
     return mutable_tables().ref;
 }
+
+bool avx512_bf16_supported() { return cpu_has_avx512bf16(); }
 
 Isa active_isa() { return static_cast<Isa>(isa_state().load(std::memory_order_relaxed)); }
 

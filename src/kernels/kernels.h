@@ -20,6 +20,8 @@ Isa active_isa();
 // Force an ISA (tests compare every ISA the host supports against Ref). Returns false if unsupported.
 bool set_isa(Isa isa);
 bool isa_supported(Isa isa);
+// Whether this CPU has AVX512-BF16, which the AVX-512 level then uses for BF16 weights (vdpbf16ps, same bits).
+bool avx512_bf16_supported();
 const char* isa_name(Isa isa);
 
 // Bytes of one activation row of n elements converted for weight type `wt` (i.e. in vec_dot_type(wt)).

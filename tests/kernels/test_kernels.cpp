@@ -355,7 +355,7 @@ TEST_P(KernelsByType, GemmEqualsVecDotAndIgnoresRowSplit) {
     std::vector<Isa> isas = simd_isas();
     isas.insert(isas.begin(), Isa::Ref);
     const int64_t n = sizes_for(wt)[1];
-    const int64_t rows = 11, max_tok = 7;
+    const int64_t rows = 11, max_tok = 11;  // past the widest tile (8 tokens) into a second one
     const size_t wrb = row_size(wt, n), arb = act_row_size(wt, n);
     Buf W(wrb * rows, 2 * elem_align(wt)), A(arb * max_tok, elem_align(type_traits(wt).vec_dot_type));
     for (int64_t r = 0; r < rows; ++r) {
@@ -370,7 +370,7 @@ TEST_P(KernelsByType, GemmEqualsVecDotAndIgnoresRowSplit) {
     for (Isa isa : isas) {
         IsaGuard g;
         ASSERT_TRUE(set_isa(isa));
-        for (int64_t n_tok : {int64_t{1}, int64_t{2}, int64_t{3}, int64_t{4}, int64_t{5}, max_tok}) {
+        for (int64_t n_tok : {int64_t{1}, int64_t{2}, int64_t{3}, int64_t{4}, int64_t{5}, int64_t{7}, int64_t{9}, max_tok}) {
             const int64_t stride = rows + 3;
             std::vector<float> full(static_cast<size_t>(stride * n_tok), -1.0f), split = full;
             gemm(wt, n, W.p, wrb, 0, rows, A.p, arb, n_tok, full.data(), stride);
