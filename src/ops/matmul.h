@@ -36,10 +36,10 @@ struct MatmulOut {
     int64_t out_stride = 0;
 };
 
-// Rows per chunk for a matrix of n_out rows. Depends on the shape only (never on the thread count),
-// so every row is computed by the same kernel call whatever the number of threads. A multiple of 16, so
-// chunks of packed matrices hold whole groups.
-int64_t chunk_rows(int64_t n_out);
+// Rows per chunk of a matrix of n_out rows of row_bytes each, for n_tok tokens on n_threads threads. A multiple
+// of 16, so chunks of packed matrices hold whole groups. How rows are split never changes a result (every kernel
+// computes a row the same way in any chunk: tests check it), only how often activations are re-read.
+int64_t chunk_rows(int64_t n_out, size_t row_bytes, int64_t n_tok, int n_threads);
 
 // Several matrices reading the same input (q/k/v, gate/up): the input is converted once per distinct
 // activation type into `act_scratch` (at least n_tok * act_bytes(w, n_in) bytes for every w) and the

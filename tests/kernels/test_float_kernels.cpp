@@ -1,5 +1,5 @@
 // Float-weight kernels: AVX512-BF16's vdpbf16ps kernel against the widening AVX-512 one, and F16 prompt batches
-// (activations widened once per chunk) against the single-row kernel, over realistic rows and many tokens.
+// (wide tiles) against the single-row kernel, over realistic rows and many tokens.
 #include <gtest/gtest.h>
 
 #include <bit>
@@ -52,7 +52,7 @@ TEST(FloatKernels, Bf16DotInstructionGivesTheWideningKernelsBits) {
     }
 }
 
-// Prompt batches of F16 weights take a different path from one token (widened activations, wider tiles): every
+// Prompt batches of F16 weights run wide tiles (4 rows x 6 tokens on AVX-512) where one token runs 1x1: every
 // pair must still equal the single-row dot, on every ISA the CPU has, whatever the token count.
 TEST(FloatKernels, F16PromptBatchesEqualTheSingleRowDot) {
     std::mt19937 rng(7);

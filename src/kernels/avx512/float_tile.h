@@ -65,15 +65,6 @@ struct Same {
     }
 };
 
-// F16 weights against activations already widened to f32 (exactly: every f16 is an f32), for prompt batches: one
-// conversion per weight step instead of one per weight and one per token. Same products, same order as Same<OpF16>.
-struct F16xF32 {
-    using W = OpF16;
-    using A = OpF32;
-    static constexpr int kStep = 16;
-    static void madd(__m512& acc, __m512 w, __m512 a) { acc = _mm512_fmadd_ps(w, a, acc); }
-};
-
 // P provides W and A (operand kinds of equal kStep) and madd(acc, w, a).
 // Per (row, token): one 16-lane accumulator over the steps in order, the ragged tail as one zero-padded step, then
 // hsum512. Every tile shape does exactly this per pair, so gemm equals vec_dot (the 1x1 tile) bit for bit.
