@@ -59,6 +59,35 @@ bool cpu_has_amx() {
     return ok;
 }
 
+// Whether two BF16 vec_dot kernels give the same bits on deterministic rows whose products span many magnitudes
+// (rows of 96 and 2048: whole 32-element steps and long sums). vdpbf16ps is documented as two rounded FMAs per lane
+// (odd element, then even); where a CPU rounds differently the widening kernel stays, so the AVX-512 level's BF16
+// results never depend on whether the CPU has AVX512-BF16.
+bool same_bf16_bits(detail::VecDotFn a, detail::VecDotFn b) {
+    static uint16_t w[2048], x[2048];
+    uint32_t state = 12345;
+    auto next = [&state] {
+        state = state * 1664525u + 1013904223u;
+        return state;
+    };
+    for (int trial = 0; trial < 64; ++trial) {
+        for (int i = 0; i < 2048; ++i) {
+            // Sign, an exponent within +-20 of 1.0 and a random 7-bit mantissa: normal numbers only.
+            const uint32_t r = next();
+            w[i] = static_cast<uint16_t>(((r >> 31) << 15) | ((107 + (r >> 8) % 41) << 7) | (r & 0x7F));
+            const uint32_t q = next();
+            x[i] = static_cast<uint16_t>(((q >> 31) << 15) | ((107 + (q >> 8) % 41) << 7) | (q & 0x7F));
+        }
+        for (int64_t n : {96, 2048}) {
+            float sa = 0, sb = 0;
+            a(n, &sa, w, x);
+            b(n, &sb, w, x);
+            if (std::memcmp(&sa, &sb, sizeof sa) != 0) return false;
+        }
+    }
+    return true;
+}
+
 struct Tables {
     KernelTable ref;
     KernelTable avx2;
@@ -89,7 +118,15 @@ struct Tables {
         if (cpu_has_avx512()) {
             detail::fill_avx512_packed(avx512);
             detail::fill_avx512_float(avx512);
-            if (cpu_has_avx512bf16()) detail::fill_avx512bf16_float(avx512);
+            if (cpu_has_avx512bf16()) {
+                KernelTable dot = avx512;
+                detail::fill_avx512bf16_float(dot);
+                const size_t b = detail::idx(TypeId::BF16);
+                if (same_bf16_bits(avx512.vec_dot[b], dot.vec_dot[b])) {
+                    avx512.vec_dot[b] = dot.vec_dot[b];
+                    avx512.gemm[b] = dot.gemm[b];
+                }
+            }
             if (cpu_has_avx512vbmi()) detail::fill_avx512vbmi_iq3(avx512);
         }
         amx = avx512;
