@@ -25,7 +25,7 @@ struct OpBF16Raw {
 struct BF16Dot {
     using W = OpBF16Raw;
     using A = OpBF16Raw;
-    static constexpr int kStep = 32;
+    static constexpr int kStep = OpBF16Raw::kStep;
     static void madd(__m512& acc, __m512i w, __m512i a) {
         acc = _mm512_dpbf16_ps(acc, reinterpret_cast<__m512bh&>(w), reinterpret_cast<__m512bh&>(a));
     }
