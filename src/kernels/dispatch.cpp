@@ -70,13 +70,15 @@ bool same_bf16_bits(detail::VecDotFn a, detail::VecDotFn b) {
         state = state * 1664525u + 1013904223u;
         return state;
     };
+    // Sign, an exponent within +-20 of 1.0 and a random 7-bit mantissa: normal numbers only.
+    auto next_bf16 = [&next] {
+        const uint32_t r = next();
+        return static_cast<uint16_t>(((r >> 31) << 15) | ((107 + (r >> 8) % 41) << 7) | (r & 0x7F));
+    };
     for (int trial = 0; trial < 64; ++trial) {
         for (int i = 0; i < 2048; ++i) {
-            // Sign, an exponent within +-20 of 1.0 and a random 7-bit mantissa: normal numbers only.
-            const uint32_t r = next();
-            w[i] = static_cast<uint16_t>(((r >> 31) << 15) | ((107 + (r >> 8) % 41) << 7) | (r & 0x7F));
-            const uint32_t q = next();
-            x[i] = static_cast<uint16_t>(((q >> 31) << 15) | ((107 + (q >> 8) % 41) << 7) | (q & 0x7F));
+            w[i] = next_bf16();
+            x[i] = next_bf16();
         }
         for (int64_t n : {96, 2048}) {
             float sa = 0, sb = 0;

@@ -48,8 +48,8 @@ void fill_avx512_packed(KernelTable& t);
 void fill_avx512_packed_lowk(KernelTable& t);  // Q3_K, Q2_K; called by fill_avx512_packed
 void fill_avx512_packed_iq(KernelTable& t);    // IQ4_XS; called by fill_avx512_packed
 void fill_avx512_float(KernelTable& t);
-void fill_avx512bf16_float(KernelTable& t);
-void fill_avx512vbmi_iq3(KernelTable& t);  // IQ3_XXS / IQ3_S with in-register grid lookups  // BF16 with vdpbf16ps: same bits as fill_avx512_float's
+void fill_avx512bf16_float(KernelTable& t);  // BF16 with vdpbf16ps; dispatch uses it where it gives fill_avx512_float's bits
+void fill_avx512vbmi_iq3(KernelTable& t);    // IQ3_XXS / IQ3_S with in-register grid lookups
 void fill_amx_packed(KernelTable& t);  // over a copy of the avx512 table: its kernels serve short calls
 
 }  // namespace gemma::kernels::detail

@@ -78,18 +78,12 @@ struct FloatKernel {
     }
 };
 
-template <typename F>
-void install(KernelTable& t, TypeId id) {
-    t.vec_dot[idx(id)] = vec_dot_tiled<FloatKernel<F>>;
-    t.gemm[idx(id)] = gemm_tiled<FloatKernel<F>>;
-}
-
 }  // namespace
 
 void fill_avx2_float(KernelTable& t) {
-    install<F32>(t, TypeId::F32);
-    install<F16>(t, TypeId::F16);
-    install<BF16>(t, TypeId::BF16);
+    install_tiled<FloatKernel<F32>>(t, TypeId::F32);
+    install_tiled<FloatKernel<F16>>(t, TypeId::F16);
+    install_tiled<FloatKernel<BF16>>(t, TypeId::BF16);
 }
 
 }  // namespace gemma::kernels::detail

@@ -160,19 +160,13 @@ struct IQ2S {
     };
 };
 
-template <typename F>
-void install(KernelTable& t, TypeId id) {
-    t.vec_dot[idx(id)] = vec_dot_tiled<SuperKernel<F>>;
-    t.gemm[idx(id)] = gemm_tiled<SuperKernel<F>>;
-}
-
 }  // namespace
 
 void fill_avx2_iq(KernelTable& t) {
-    install<IQ4XS>(t, TypeId::IQ4_XS);
-    install<IQ3XXS>(t, TypeId::IQ3_XXS);
-    install<IQ3S>(t, TypeId::IQ3_S);
-    install<IQ2S>(t, TypeId::IQ2_S);
+    install_tiled<SuperKernel<IQ4XS>>(t, TypeId::IQ4_XS);
+    install_tiled<SuperKernel<IQ3XXS>>(t, TypeId::IQ3_XXS);
+    install_tiled<SuperKernel<IQ3S>>(t, TypeId::IQ3_S);
+    install_tiled<SuperKernel<IQ2S>>(t, TypeId::IQ2_S);
 }
 
 }  // namespace gemma::kernels::detail

@@ -174,20 +174,14 @@ struct Q6K {
     };
 };
 
-template <typename F>
-void install(KernelTable& t, TypeId id) {
-    t.vec_dot[idx(id)] = vec_dot_tiled<SuperKernel<F>>;
-    t.gemm[idx(id)] = gemm_tiled<SuperKernel<F>>;
-}
-
 }  // namespace
 
 void fill_avx2_kquants(KernelTable& t) {
-    install<Q2K>(t, TypeId::Q2_K);
-    install<Q3K>(t, TypeId::Q3_K);
-    install<Q45K<false>>(t, TypeId::Q4_K);
-    install<Q45K<true>>(t, TypeId::Q5_K);
-    install<Q6K>(t, TypeId::Q6_K);
+    install_tiled<SuperKernel<Q2K>>(t, TypeId::Q2_K);
+    install_tiled<SuperKernel<Q3K>>(t, TypeId::Q3_K);
+    install_tiled<SuperKernel<Q45K<false>>>(t, TypeId::Q4_K);
+    install_tiled<SuperKernel<Q45K<true>>>(t, TypeId::Q5_K);
+    install_tiled<SuperKernel<Q6K>>(t, TypeId::Q6_K);
 }
 
 }  // namespace gemma::kernels::detail

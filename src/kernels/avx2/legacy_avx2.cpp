@@ -148,21 +148,15 @@ struct LegacyKernel {
     }
 };
 
-template <typename F>
-void install(KernelTable& t, TypeId id) {
-    t.vec_dot[idx(id)] = vec_dot_tiled<LegacyKernel<F>>;
-    t.gemm[idx(id)] = gemm_tiled<LegacyKernel<F>>;
-}
-
 }  // namespace
 
 void fill_avx2_legacy(KernelTable& t) {
-    install<Q4_0>(t, TypeId::Q4_0);
-    install<Q5_0>(t, TypeId::Q5_0);
-    install<Q4_1>(t, TypeId::Q4_1);
-    install<Q5_1>(t, TypeId::Q5_1);
-    install<Q8_0>(t, TypeId::Q8_0);
-    install<IQ4_NL>(t, TypeId::IQ4_NL);
+    install_tiled<LegacyKernel<Q4_0>>(t, TypeId::Q4_0);
+    install_tiled<LegacyKernel<Q5_0>>(t, TypeId::Q5_0);
+    install_tiled<LegacyKernel<Q4_1>>(t, TypeId::Q4_1);
+    install_tiled<LegacyKernel<Q5_1>>(t, TypeId::Q5_1);
+    install_tiled<LegacyKernel<Q8_0>>(t, TypeId::Q8_0);
+    install_tiled<LegacyKernel<IQ4_NL>>(t, TypeId::IQ4_NL);
 }
 
 }  // namespace gemma::kernels::detail

@@ -6,6 +6,8 @@
 
 #include <immintrin.h>
 
+#include "kernels/kernels_internal.h"
+
 namespace gemma::kernels::avx2 {
 namespace {
 
@@ -87,6 +89,13 @@ void gemm_tiled(int64_t n, const void* W, size_t wrb, int64_t r0, int64_t r1, co
 template <typename K>
 void vec_dot_tiled(int64_t n, float* s, const void* w, const void* a) {
     K::template tile<1, 1>(n, static_cast<const uint8_t*>(w), 0, static_cast<const uint8_t*>(a), 0, s, 0);
+}
+
+// Registers kernel K for weight type `id`: vec_dot is its 1x1 tile, gemm the tiled walk.
+template <typename K>
+void install_tiled(detail::KernelTable& t, TypeId id) {
+    t.vec_dot[detail::idx(id)] = vec_dot_tiled<K>;
+    t.gemm[detail::idx(id)] = gemm_tiled<K>;
 }
 
 }  // namespace

@@ -4,24 +4,14 @@
 #include "kernels/kernels_internal.h"
 
 namespace gemma::kernels::detail {
-namespace {
-
-using namespace avx512;
 
 // vec_dot is the 1x1 tile of the same kernel, so the tile shape only sets how many conversions and loads each FMA
 // shares: 4 rows x 6 tokens (24 accumulators) converts 10 operands per 24 FMAs where 4x4 converts 8 per 16.
-template <typename K>
-void install(KernelTable& t, TypeId id) {
-    t.vec_dot[idx(id)] = avx2::vec_dot_tiled<K>;
-    t.gemm[idx(id)] = avx2::gemm_tiled<K>;
-}
-
-}  // namespace
-
 void fill_avx512_float(KernelTable& t) {
-    install<FloatKernel<Same<OpF32>, 4, 4>>(t, TypeId::F32);
-    install<FloatKernel<Same<OpF16>, 4, 6>>(t, TypeId::F16);
-    install<FloatKernel<Same<OpBF16>, 4, 6>>(t, TypeId::BF16);
+    using namespace avx512;
+    avx2::install_tiled<FloatKernel<Same<OpF32>, 4, 4>>(t, TypeId::F32);
+    avx2::install_tiled<FloatKernel<Same<OpF16>, 4, 6>>(t, TypeId::F16);
+    avx2::install_tiled<FloatKernel<Same<OpBF16>, 4, 6>>(t, TypeId::BF16);
 }
 
 }  // namespace gemma::kernels::detail

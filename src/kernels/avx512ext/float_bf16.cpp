@@ -20,7 +20,7 @@ struct OpBF16Raw {
 
 // vdpbf16ps adds to each f32 lane its odd pair's product and then its even pair's, each rounded to nearest-even
 // (the products of two bf16 are exact in f32): exactly Same<OpBF16>'s two FMAs, so this kernel gives the plain
-// AVX-512 one's bits (tests compare the two on this CPU). Intel documents DAZ/FTZ for the instruction: they differ
+// AVX-512 one's bits (dispatch checks that on each CPU before using it; tests compare the two). Intel documents DAZ/FTZ for the instruction: they differ
 // only for subnormal inputs or sums, which weights and normalised activations never are.
 struct BF16Dot {
     using W = OpBF16Raw;
@@ -36,8 +36,7 @@ using KBF16Dot = FloatKernel<BF16Dot, 4, 6>;
 }  // namespace
 
 void fill_avx512bf16_float(KernelTable& t) {
-    t.vec_dot[idx(TypeId::BF16)] = avx2::vec_dot_tiled<KBF16Dot>;
-    t.gemm[idx(TypeId::BF16)] = avx2::gemm_tiled<KBF16Dot>;
+    avx2::install_tiled<KBF16Dot>(t, TypeId::BF16);
 }
 
 }  // namespace gemma::kernels::detail

@@ -195,19 +195,13 @@ struct IqKernel {
     }
 };
 
-template <typename K>
-void install(KernelTable& t, TypeId id) {
-    t.vec_dot[idx(id)] = avx2::vec_dot_tiled<K>;
-    t.gemm[idx(id)] = avx2::gemm_tiled<K>;
-}
-
 }  // namespace
 
 void fill_avx512vbmi_iq3(KernelTable& t) {
     build_codes(iq3xxs_grid, kXxsValues, g_codes.xxs);
     build_codes(iq3s_grid, kSValues, g_codes.s);
-    install<IqKernel<IQ3XXS, 8>>(t, TypeId::IQ3_XXS);
-    install<IqKernel<IQ3S, 8>>(t, TypeId::IQ3_S);
+    avx2::install_tiled<IqKernel<IQ3XXS, 8>>(t, TypeId::IQ3_XXS);
+    avx2::install_tiled<IqKernel<IQ3S, 8>>(t, TypeId::IQ3_S);
 }
 
 }  // namespace gemma::kernels::detail
