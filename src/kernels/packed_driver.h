@@ -13,12 +13,36 @@ namespace {
 // A kernel K provides Group, Act, kQK (elements per block), kAux (int32 values per token and block),
 // kMaxT (tokens per tile), kGroups (groups of 8 rows per tile: 1 or 2), prepare(act, nb, aux) and
 //   template <int T> static void tile(int64_t nb, const Group* g, int64_t groups, const Act* const* a,
-//                                     const int32_t* const* aux, float* out, int64_t stride);
+//                                     const int32_t* const* aux, float* out, int64_t stride, const uint8_t* pf_end);
 // for `groups` (1 .. kGroups) consecutive groups starting at g. Where a group lands in a tile never changes its
-// arithmetic, so neither the row split nor the token blocking changes a result.
+// arithmetic, so neither the row split nor the token blocking changes a result. A tile whose weights come from
+// DRAM (pf_end not null) calls prefetch_streams<Group, kGroups>(g, nb, b, pf_end) at each block b.
 template <typename K>
 using PackedTileFn = void (*)(int64_t, const typename K::Group*, int64_t, const typename K::Act* const*,
-                              const int32_t* const*, float*, int64_t);
+                              const int32_t* const*, float*, int64_t, const uint8_t*);
+
+// How far ahead of each stream (a group's row of blocks) a tile reading from DRAM asks for its weights. Spread over
+// the tile's blocks, a few lines per block, the requests overlap the arithmetic; the earlier scheme, the whole next
+// tile requested in one burst before each tile ran, stalled on its own prefetches (more so the longer the rows).
+// gemma_microbench decode_dram_packed, one thread, Zen 5, medians of 7: Q4_0 19-23 -> 24-29 GB/s at n = 2048,
+// 17 -> 30 at n = 16384; Q6_K 15 -> 28 at n = 16384; Q8_0 18 -> 30-35 (4 KiB was at or near the best of 1-32 KiB).
+constexpr size_t kPrefetchBytes = 4096;
+
+// At block b of a tile whose kStreams group rows start at g (stream s at g + s * nb): the lines of the block
+// kPrefetchBytes ahead in each stream; past the row's end, the same stream of the next tile (the groups right after
+// this tile's), never at or past pf_end (the end of the caller's rows: what lies beyond is another thread's).
+template <typename Group, int kStreams>
+__attribute__((always_inline)) inline void prefetch_streams(const Group* g, int64_t nb, int64_t b, const uint8_t* pf_end) {
+    constexpr int64_t kAhead = static_cast<int64_t>(kPrefetchBytes / sizeof(Group)) + 1;
+    const int64_t d = b + kAhead;
+    const auto* p = reinterpret_cast<const uint8_t*>(g + d + (d >= nb ? (kStreams - 1) * nb : 0));
+    const size_t stream_bytes = static_cast<size_t>(nb) * sizeof(Group);
+    #pragma GCC unroll 2
+    for (int s = 0; s < kStreams; ++s, p += stream_bytes) {
+        if (p >= pf_end) return;
+        for (size_t o = 0; o < sizeof(Group); o += 64) _mm_prefetch(reinterpret_cast<const char*>(p + o), _MM_HINT_T0);
+    }
+}
 
 template <typename K, int... Ts>
 struct PackedTiles {
@@ -67,17 +91,16 @@ void gemm_packed_tiled(int64_t n, const void* W, size_t wrb, int64_t r0, int64_t
                     at[t] = reinterpret_cast<const Act*>(ab + static_cast<size_t>(t0 + t) * arb);
                     st[t] = aux + (t0 + t - tb0) * aux_per_tok;
                 }
-                for (int64_t g = gb0; g < gb1; g += G) {
-                    if (t0 == tb0 && g + G < g_end) {
-                        // The first pass over a row block streams it from DRAM (all of decode): ask for the next
-                        // tile's groups while this one runs (packed decode +10-40% on AVX2 and AVX-512; two tiles ahead gained less).
-                        const uint8_t* p = wb + static_cast<size_t>(g + G) * grb;
-                        const size_t bytes = static_cast<size_t>(min64(G, g_end - g - G)) * grb;
-                        for (size_t o = 0; o < bytes; o += 64) _mm_prefetch(reinterpret_cast<const char*>(p + o), _MM_HINT_T0);
-                    }
+                // The first token tile over a row block streams its weights from DRAM (all of decode): its tiles
+                // prefetch as they go; the first one's head, before any tile could ask for it, is requested here.
+                const uint8_t* pf_end = t0 == tb0 ? wb + static_cast<size_t>(g_end) * grb : nullptr;
+                if (pf_end && gb0 == g_begin)
+                    for (int64_t s = 0; s < min64(G, gb1 - gb0); ++s)
+                        for (size_t o = 0; o < (kPrefetchBytes < grb ? kPrefetchBytes : grb); o += 64)
+                            _mm_prefetch(reinterpret_cast<const char*>(wb + static_cast<size_t>(gb0 + s) * grb + o), _MM_HINT_T0);
+                for (int64_t g = gb0; g < gb1; g += G)
                     tiles.fn[nt - 1](nb, reinterpret_cast<const typename K::Group*>(wb + static_cast<size_t>(g) * grb),
-                                     min64(G, gb1 - g), at, st, out + t0 * stride + g * 8, stride);
-                }
+                                     min64(G, gb1 - g), at, st, out + t0 * stride + g * 8, stride, pf_end);
             }
         }
     }

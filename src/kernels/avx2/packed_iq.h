@@ -37,13 +37,14 @@ struct PackedIQ4XS {
 
     template <int T>
     static void tile(int64_t nb, const Group* g, int64_t /*groups: always 1*/, const Act* const* a,
-                     const int32_t* const* aux, float* out, int64_t stride) {
+                     const int32_t* const* aux, float* out, int64_t stride, const uint8_t* pf_end) {
         __m256 acc[T];
         #pragma GCC unroll 8
         for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
         const __m256i m4 = _mm256_set1_epi8(0x0F);
         const __m256i table = _mm256_broadcastsi128_si256(loadu128(kVnni ? static_cast<const void*>(kIq4Biased.v) : kvalues_iq4nl));
         for (int64_t b = 0; b < nb; ++b) {
+            if (pf_end) prefetch_streams<Group, kGroups>(g, nb, b, pf_end);
             const Group& G = g[b];
             const Iq4XsScales scales(G);
             __m256i isum[T];

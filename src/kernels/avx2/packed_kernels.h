@@ -180,11 +180,12 @@ struct Packed32 {
 
     template <int T>
     static void tile(int64_t nb, const Group* g, int64_t /*groups: always 1*/, const Act* const* a,
-                     const int32_t* const* aux, float* out, int64_t stride) {
+                     const int32_t* const* aux, float* out, int64_t stride, const uint8_t* pf_end) {
         __m256 acc[T];
         #pragma GCC unroll 8
         for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
         for (int64_t b = 0; b < nb; ++b) {
+            if (pf_end) prefetch_streams<Group, kGroups>(g, nb, b, pf_end);
             __m256i i32[T];
             F::template block<T>(g[b], a, aux, b, i32);
             const __m256 dw = _mm256_cvtph_ps(loadu128(g[b].d));
@@ -245,7 +246,7 @@ struct PackedK {
 
     template <int T>
     static void tile(int64_t nb, const Group* g, int64_t /*groups: always 1*/, const Act* const* a,
-                     const int32_t* const* aux, float* out, int64_t stride) {
+                     const int32_t* const* aux, float* out, int64_t stride, const uint8_t* pf_end) {
         __m256 acc[T];
         #pragma GCC unroll 8
         for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
@@ -253,6 +254,7 @@ struct PackedK {
         const __m256i k1 = _mm256_set1_epi8(0x3F), k2 = _mm256_set1_epi8(0x0F), k3 = _mm256_set1_epi8(0x03);
         const __m256i b4 = _mm256_set1_epi8(0x10);
         for (int64_t b = 0; b < nb; ++b) {
+            if (pf_end) prefetch_streams<Group, kGroups>(g, nb, b, pf_end);
             const Group& G = g[b];
             const __m256i w0 = loadu256(G.sc), w1 = loadu256(G.sc + 32), w2 = loadu256(G.sc + 64);
             // Lane r: bytes j of sc[0] / mn[0] are sub-block j's scale / min (j < 4), of sc[1] / mn[1] j + 4's.
@@ -382,12 +384,13 @@ struct PackedQ6K {
 
     template <int T>
     static void tile(int64_t nb, const Group* g, int64_t /*groups: always 1*/, const Act* const* a,
-                     const int32_t* const* aux, float* out, int64_t stride) {
+                     const int32_t* const* aux, float* out, int64_t stride, const uint8_t* pf_end) {
         __m256 acc[T];
         #pragma GCC unroll 8
         for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
         const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30);
         for (int64_t b = 0; b < nb; ++b) {
+            if (pf_end) prefetch_streams<Group, kGroups>(g, nb, b, pf_end);
             const Group& G = g[b];
             __m256i isum[T], msum[T];
             #pragma GCC unroll 4

@@ -82,12 +82,13 @@ struct PackedLowK {
 
     template <int T>
     static void tile(int64_t nb, const Group* g, int64_t /*groups: always 1*/, const Act* const* a,
-                     const int32_t* const* aux, float* out, int64_t stride) {
+                     const int32_t* const* aux, float* out, int64_t stride, const uint8_t* pf_end) {
         __m256 acc[T];
         #pragma GCC unroll 8
         for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
         const __m256i lo16 = _mm256_set1_epi32(0xFFFF);
         for (int64_t b = 0; b < nb; ++b) {
+            if (pf_end) prefetch_streams<Group, kGroups>(g, nb, b, pf_end);
             const Group& G = g[b];
             __m256i sw[4];
             scale_words(G, sw);

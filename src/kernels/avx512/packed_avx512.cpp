@@ -114,13 +114,14 @@ struct Packed32 {
 
     template <int T>
     static void tile(int64_t nb, const Group* g0, int64_t groups, const Act* const* a, const int32_t* const* aux,
-                     float* out, int64_t stride) {
+                     float* out, int64_t stride, const uint8_t* pf_end) {
         const Group* g1 = second_group(g0, groups, nb);
         const __mmask16 store = store_mask(groups);
         __m512 acc[T];
         #pragma GCC unroll 8
         for (int t = 0; t < T; ++t) acc[t] = _mm512_setzero_ps();
         for (int64_t b = 0; b < nb; ++b) {
+            if (pf_end) prefetch_streams<Group, kGroups>(g0, nb, b, pf_end);
             __m512i i32[T];
             #pragma GCC unroll 8
             for (int t = 0; t < T; ++t) i32[t] = kMin ? _mm512_setzero_si512() : _mm512_set1_epi32(aux[t][2 * b + 1]);
@@ -158,7 +159,7 @@ struct PackedK {
 
     template <int T>
     static void tile(int64_t nb, const Group* g0, int64_t groups, const Act* const* a, const int32_t* const* aux,
-                     float* out, int64_t stride) {
+                     float* out, int64_t stride, const uint8_t* pf_end) {
         const Group* g1 = second_group(g0, groups, nb);
         const __mmask16 store = store_mask(groups);
         __m512 acc[T];
@@ -166,6 +167,7 @@ struct PackedK {
         for (int t = 0; t < T; ++t) acc[t] = _mm512_setzero_ps();
         const __m512i m4 = _mm512_set1_epi8(0x0F), b4 = _mm512_set1_epi8(0x10);
         for (int64_t b = 0; b < nb; ++b) {
+            if (pf_end) prefetch_streams<Group, kGroups>(g0, nb, b, pf_end);
             const Group& G0 = g0[b];
             const Group& G1 = g1[b];
             __m512i sc[2], mn[2];
@@ -240,7 +242,7 @@ struct PackedQ6K {
 
     template <int T>
     static void tile(int64_t nb, const Group* g0, int64_t groups, const Act* const* a, const int32_t* const* aux,
-                     float* out, int64_t stride) {
+                     float* out, int64_t stride, const uint8_t* pf_end) {
         const Group* g1 = second_group(g0, groups, nb);
         const __mmask16 store = store_mask(groups);
         __m512 acc[T];
@@ -248,6 +250,7 @@ struct PackedQ6K {
         for (int t = 0; t < T; ++t) acc[t] = _mm512_setzero_ps();
         const __m512i m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30);
         for (int64_t b = 0; b < nb; ++b) {
+            if (pf_end) prefetch_streams<Group, kGroups>(g0, nb, b, pf_end);
             const Group& G0 = g0[b];
             const Group& G1 = g1[b];
             __m512i isum[T];

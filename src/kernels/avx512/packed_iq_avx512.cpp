@@ -20,7 +20,7 @@ struct PackedIQ4XS {
 
     template <int T>
     static void tile(int64_t nb, const Group* g0, int64_t groups, const Act* const* a, const int32_t* const* aux,
-                     float* out, int64_t stride) {
+                     float* out, int64_t stride, const uint8_t* pf_end) {
         const Group* g1 = second_group(g0, groups, nb);
         const __mmask16 store = store_mask(groups);
         __m512 acc[T];
@@ -29,6 +29,7 @@ struct PackedIQ4XS {
         const __m512i m4 = _mm512_set1_epi8(0x0F), table = _mm512_broadcast_i32x4(loadu128(kIq4Biased.v));
         const __m512i m0f = _mm512_set1_epi32(0x0F), m30 = _mm512_set1_epi32(0x30), k32 = _mm512_set1_epi32(32);
         for (int64_t b = 0; b < nb; ++b) {
+            if (pf_end) prefetch_streams<Group, kGroups>(g0, nb, b, pf_end);
             const Group& G0 = g0[b];
             const Group& G1 = g1[b];
             // Lane r: the sl word, and sh shifted left by 4 so bits 2j, 2j+1 land at 4 + 2j.

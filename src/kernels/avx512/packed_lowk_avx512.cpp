@@ -71,7 +71,7 @@ struct PackedLowK {
 
     template <int T>
     static void tile(int64_t nb, const Group* g0, int64_t groups, const Act* const* a, const int32_t* const* aux,
-                     float* out, int64_t stride) {
+                     float* out, int64_t stride, const uint8_t* pf_end) {
         const Group* g1 = second_group(g0, groups, nb);
         const __mmask16 store = store_mask(groups);
         __m512 acc[T];
@@ -79,6 +79,7 @@ struct PackedLowK {
         for (int t = 0; t < T; ++t) acc[t] = _mm512_setzero_ps();
         const __m512i lo16 = _mm512_set1_epi32(0xFFFF);
         for (int64_t b = 0; b < nb; ++b) {
+            if (pf_end) prefetch_streams<Group, kGroups>(g0, nb, b, pf_end);
             const Group& G0 = g0[b];
             const Group& G1 = g1[b];
             __m512i sw[4];
