@@ -21,11 +21,38 @@ constexpr int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
 // computing out[t*stride + r] for an R x T tile. Each (row, token) result must come from the same
 // arithmetic whatever R and T are (one accumulator per pair, same block order, same final reduction):
 // that is what makes gemm equal to vec_dot and independent of how rows are split between threads.
-using TileFn = void (*)(int64_t, const uint8_t*, size_t, const uint8_t*, size_t, float*, int64_t);
+// A kernel that sets kStreams = true takes one more argument, const uint8_t* pf_end: not null when its rows come
+// from DRAM, and then it calls prefetch_rows<R>(w, wrb, row_len, off, pf_end) as it passes byte `off` of its rows.
+using TileFn = void (*)(int64_t, const uint8_t*, size_t, const uint8_t*, size_t, float*, int64_t, const uint8_t*);
+
+template <typename K>
+concept StreamingKernel = K::kStreams;
 
 template <typename K, int R, int T>
-void tile_entry(int64_t n, const uint8_t* w, size_t wrb, const uint8_t* a, size_t arb, float* out, int64_t stride) {
-    K::template tile<R, T>(n, w, wrb, a, arb, out, stride);
+void tile_entry(int64_t n, const uint8_t* w, size_t wrb, const uint8_t* a, size_t arb, float* out, int64_t stride,
+                const uint8_t* pf_end) {
+    if constexpr (StreamingKernel<K>) K::template tile<R, T>(n, w, wrb, a, arb, out, stride, pf_end);
+    else K::template tile<R, T>(n, w, wrb, a, arb, out, stride);
+}
+
+// How far ahead of each of a tile's rows a streaming kernel asks for weights: spread over the row, a line at a time,
+// the requests overlap the arithmetic (see kernels/packed_driver.h: the burst per tile stalled on itself).
+constexpr size_t kRowPrefetchBytes = 2048;
+
+// For a tile of R rows at w (row r at w + r * wrb, row_len bytes each) that has read up to byte `off` of every row:
+// the line kRowPrefetchBytes further on in each row, past a row's end the same row of the next tile, never at or
+// past pf_end.
+template <int R>
+__attribute__((always_inline)) inline void prefetch_rows(const uint8_t* w, size_t wrb, size_t row_len, size_t off,
+                                                         const uint8_t* pf_end) {
+    size_t at = off + kRowPrefetchBytes;
+    if (at >= row_len) at += static_cast<size_t>(R) * wrb - row_len;
+    #pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+        const uint8_t* p = w + static_cast<size_t>(r) * wrb + at;
+        if (p >= pf_end) return;
+        _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T0);
+    }
 }
 
 template <typename K, int R, int... Ts>
@@ -70,7 +97,13 @@ void gemm_tiled(int64_t n, const void* W, size_t wrb, int64_t r0, int64_t r1, co
                 const int64_t nt = min64(T, tb1 - t0);
                 for (int64_t r = rb0; r < rb1; r += R) {
                     const int64_t nr = min64(R, rb1 - r);
-                    if (t0 == tb0 && r + prefetch_rows < r1) {
+                    if constexpr (StreamingKernel<K>) {
+                        // The kernel prefetches as it goes; the head of the first tile is asked for here.
+                        if (t0 == tb0 && r == r0)
+                            for (int64_t q = 0; q < nr; ++q)
+                                for (size_t o = 0; o < kRowPrefetchBytes && o < wrb; o += 64)
+                                    _mm_prefetch(reinterpret_cast<const char*>(wb + static_cast<size_t>(r + q) * wrb + o), _MM_HINT_T0);
+                    } else if (t0 == tb0 && r + prefetch_rows < r1) {
                         // The first pass over a row block streams its weights from DRAM (all of decode): ask for
                         // rows a few tiles ahead so the loads overlap the unpacking (the hardware prefetcher alone
                         // leaves gaps: +20-40% on a loaded machine). Later token groups find them in L2.
@@ -79,7 +112,8 @@ void gemm_tiled(int64_t n, const void* W, size_t wrb, int64_t r0, int64_t r1, co
                         for (size_t o = 0; o < bytes; o += 64) _mm_prefetch(reinterpret_cast<const char*>(p + o), _MM_HINT_T0);
                     }
                     table.fn[nr - 1][nt - 1](n, wb + static_cast<size_t>(r) * wrb, wrb,
-                                             ab + static_cast<size_t>(t0) * arb, arb, out + t0 * stride + r, stride);
+                                             ab + static_cast<size_t>(t0) * arb, arb, out + t0 * stride + r, stride,
+                                             t0 == tb0 ? wb + static_cast<size_t>(r1) * wrb : nullptr);
                 }
             }
         }
@@ -88,7 +122,9 @@ void gemm_tiled(int64_t n, const void* W, size_t wrb, int64_t r0, int64_t r1, co
 
 template <typename K>
 void vec_dot_tiled(int64_t n, float* s, const void* w, const void* a) {
-    K::template tile<1, 1>(n, static_cast<const uint8_t*>(w), 0, static_cast<const uint8_t*>(a), 0, s, 0);
+    if constexpr (StreamingKernel<K>)
+        K::template tile<1, 1>(n, static_cast<const uint8_t*>(w), 0, static_cast<const uint8_t*>(a), 0, s, 0, nullptr);
+    else K::template tile<1, 1>(n, static_cast<const uint8_t*>(w), 0, static_cast<const uint8_t*>(a), 0, s, 0);
 }
 
 // Registers kernel K for weight type `id`: vec_dot is its 1x1 tile, gemm the tiled walk.

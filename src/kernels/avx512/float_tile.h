@@ -75,6 +75,9 @@ struct FloatKernel {
     static constexpr int kMaxR = kR;
     static constexpr int kMaxT = kT;
     static constexpr int kStep = P::kStep;
+    static constexpr bool kStreams = true;
+    // Steps per 64-byte line of a weight row (F16/BF16 steps of 16 elements are half a line).
+    static constexpr int kStepsPerLine = 64 / (kStep * static_cast<int>(sizeof(TW))) > 0 ? 64 / (kStep * static_cast<int>(sizeof(TW))) : 1;
 
     template <int R, int TT>
     GEMMA_ALWAYS_INLINE static void step(const TW* const* wr, const TA* const* at, int64_t i, int rem,
@@ -91,7 +94,8 @@ struct FloatKernel {
     }
 
     template <int R, int TT>
-    static void tile(int64_t n, const uint8_t* w, size_t wrb, const uint8_t* a, size_t arb, float* out, int64_t stride) {
+    static void tile(int64_t n, const uint8_t* w, size_t wrb, const uint8_t* a, size_t arb, float* out, int64_t stride,
+                     const uint8_t* pf_end) {
         const TW* wr[R];
         const TA* at[TT];
         #pragma GCC unroll 8
@@ -104,7 +108,11 @@ struct FloatKernel {
             #pragma GCC unroll 8
             for (int t = 0; t < TT; ++t) acc[r][t] = _mm512_setzero_ps();
         const int64_t full = n - n % kStep;
-        for (int64_t i = 0; i < full; i += kStep) step<R, TT>(wr, at, i, 0, acc);
+        const size_t row_len = static_cast<size_t>(n) * sizeof(TW);
+        for (int64_t i = 0; i < full; i += kStep) {
+            if (pf_end && (i / kStep) % kStepsPerLine == 0) avx2::prefetch_rows<R>(w, wrb, row_len, static_cast<size_t>(i) * sizeof(TW), pf_end);
+            step<R, TT>(wr, at, i, 0, acc);
+        }
         if (full < n) step<R, TT>(wr, at, full, static_cast<int>(n - full), acc);
         #pragma GCC unroll 8
         for (int t = 0; t < TT; ++t)
