@@ -40,7 +40,6 @@ struct FloatKernel {
     using T = typename F::T;
     static constexpr int kMaxR = 4;
     static constexpr int kMaxT = 2;
-    static constexpr bool kStreams = true;
     static constexpr int64_t kLine = 64 / static_cast<int64_t>(sizeof(T));  // elements per 64-byte line
 
     template <int R, int TT>

@@ -41,7 +41,7 @@ struct SuperKernel {
 
     template <int R, int T>
     static void tile(int64_t n, const uint8_t* w, size_t wrb, const uint8_t* a, size_t arb, float* out,
-                     int64_t stride) {
+                     int64_t stride, const uint8_t* pf_end) {
         const int64_t nb = n / QK_K;
         __m256 acc[R][T];
 #pragma GCC unroll 8
@@ -49,6 +49,7 @@ struct SuperKernel {
 #pragma GCC unroll 8
             for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
         for (int64_t b = 0; b < nb; ++b) {
+            if (pf_end) prefetch_block_rows<R, sizeof(Block)>(w, wrb, static_cast<size_t>(nb) * sizeof(Block), b, pf_end);
             const block_q8_K* y[T];
 #pragma GCC unroll 8
             for (int t = 0; t < T; ++t) y[t] = reinterpret_cast<const block_q8_K*>(a + t * arb) + b;

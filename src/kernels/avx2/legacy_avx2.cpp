@@ -84,7 +84,7 @@ struct LegacyKernel {
 
     template <int R, int T>
     static void tile(int64_t n, const uint8_t* w, size_t wrb, const uint8_t* a, size_t arb, float* out,
-                     int64_t stride) {
+                     int64_t stride, const uint8_t* pf_end) {
         const int64_t nb = n / 32;
         const Block* wr[R];
         const Act* at[T];
@@ -103,6 +103,7 @@ struct LegacyKernel {
             }
         const __m256i ones = _mm256_set1_epi16(1);
         for (int64_t b = 0; b < nb; ++b) {
+            if (pf_end) prefetch_block_rows<R, sizeof(Block)>(w, wrb, static_cast<size_t>(nb) * sizeof(Block), b, pf_end);
             // Per token of the block: the offset correction and the scale, read R times below.
             __m256i off[T];
             __m256 da[T];

@@ -75,7 +75,6 @@ struct FloatKernel {
     static constexpr int kMaxR = kR;
     static constexpr int kMaxT = kT;
     static constexpr int kStep = P::kStep;
-    static constexpr bool kStreams = true;
     // Steps per 64-byte line of a weight row (F16/BF16 steps of 16 elements are half a line).
     static constexpr int kStepsPerLine = 64 / (kStep * static_cast<int>(sizeof(TW))) > 0 ? 64 / (kStep * static_cast<int>(sizeof(TW))) : 1;
 

@@ -165,7 +165,8 @@ struct IqKernel {
     static constexpr int kMaxT = KT;
 
     template <int R, int T>
-    static void tile(int64_t n, const uint8_t* w, size_t, const uint8_t* a, size_t arb, float* out, int64_t stride) {
+    static void tile(int64_t n, const uint8_t* w, size_t wrb, const uint8_t* a, size_t arb, float* out, int64_t stride,
+                     const uint8_t* pf_end) {
         static_assert(R == 1);
         const auto* x = reinterpret_cast<const typename F::Block*>(w);
         const int64_t nb = n / QK_K;
@@ -174,6 +175,8 @@ struct IqKernel {
         for (int t = 0; t < T; ++t) acc[t] = _mm512_setzero_ps();
         const __m512i zero = _mm512_setzero_si512();
         for (int64_t b = 0; b < nb; ++b) {
+            if (pf_end)
+                avx2::prefetch_block_rows<1, sizeof(typename F::Block)>(w, wrb, static_cast<size_t>(nb) * sizeof(typename F::Block), b, pf_end);
             Decoded dec;
             F::decode(x + b, dec);
 #pragma GCC unroll 8
