@@ -40,7 +40,6 @@ struct FloatKernel {
     using T = typename F::T;
     static constexpr int kMaxR = 4;
     static constexpr int kMaxT = 2;
-    static constexpr int64_t kLine = 64 / static_cast<int64_t>(sizeof(T));  // elements per 64-byte line
 
     template <int R, int TT>
     static void tile(int64_t n, const uint8_t* w, size_t wrb, const uint8_t* a, size_t arb, float* out,
@@ -59,7 +58,7 @@ struct FloatKernel {
         const int64_t n8 = n & ~int64_t{7};
         const size_t row_len = static_cast<size_t>(n) * sizeof(T);
         for (int64_t i = 0; i < n8; i += 8) {
-            if (pf_end && i % kLine == 0) prefetch_rows<R>(w, wrb, row_len, static_cast<size_t>(i) * sizeof(T), pf_end);
+            if (pf_end) prefetch_block_rows<R, 8 * sizeof(T)>(w, wrb, row_len, i / 8, pf_end);
             __m256 wv[R];
 #pragma GCC unroll 8
             for (int r = 0; r < R; ++r) wv[r] = F::load8(wr[r] + i);

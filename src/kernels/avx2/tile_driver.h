@@ -75,8 +75,8 @@ struct TileTable {
 constexpr size_t kActBlockBytes = 128 * 1024;
 constexpr size_t kRowBlockBytes = 128 * 1024;
 
-// For kernels that walk their rows in blocks of kBlock bytes: called at block b, prefetch_rows once per 64 bytes of
-// progress (a block shorter than a line calls it where it crosses into the next line).
+// For kernels that walk their rows in blocks (or SIMD steps) of kBlock bytes: called at block b, prefetch_rows once
+// per 64 bytes of progress (a block shorter than a line calls it where it crosses into the next line).
 template <int R, size_t kBlock>
 __attribute__((always_inline)) inline void prefetch_block_rows(const uint8_t* w, size_t wrb, size_t row_len, int64_t b,
                                                                const uint8_t* pf_end) {

@@ -75,8 +75,6 @@ struct FloatKernel {
     static constexpr int kMaxR = kR;
     static constexpr int kMaxT = kT;
     static constexpr int kStep = P::kStep;
-    // Steps per 64-byte line of a weight row (F16/BF16 steps of 16 elements are half a line).
-    static constexpr int kStepsPerLine = 64 / (kStep * static_cast<int>(sizeof(TW))) > 0 ? 64 / (kStep * static_cast<int>(sizeof(TW))) : 1;
 
     template <int R, int TT>
     GEMMA_ALWAYS_INLINE static void step(const TW* const* wr, const TA* const* at, int64_t i, int rem,
@@ -109,7 +107,7 @@ struct FloatKernel {
         const int64_t full = n - n % kStep;
         const size_t row_len = static_cast<size_t>(n) * sizeof(TW);
         for (int64_t i = 0; i < full; i += kStep) {
-            if (pf_end && (i / kStep) % kStepsPerLine == 0) avx2::prefetch_rows<R>(w, wrb, row_len, static_cast<size_t>(i) * sizeof(TW), pf_end);
+            if (pf_end) avx2::prefetch_block_rows<R, kStep * sizeof(TW)>(w, wrb, row_len, i / kStep, pf_end);
             step<R, TT>(wr, at, i, 0, acc);
         }
         if (full < n) step<R, TT>(wr, at, full, static_cast<int>(n - full), acc);
